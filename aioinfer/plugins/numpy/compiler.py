@@ -1,0 +1,207 @@
+"""Compile an ONNX graph into a flat :class:`Plan`.
+
+The compiler resolves every value name to a slot index, binds each node's attributes to its
+kernel once, folds nodes whose inputs are all constants, and compiles the subgraphs of
+control-flow ops (If, Loop, Scan) into plans of their own. Values a subgraph reads from an
+enclosing scope are *captured*: they are appended to the node's inputs, and the subgraph plan
+receives them after its own inputs, so a kernel stays a pure function of its arguments.
+"""
+
+from __future__ import annotations
+
+import functools
+import inspect
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import onnx
+from onnx import numpy_helper
+
+from ...errors import InferenceError, UnsupportedOperationError
+from .plan import Plan, Step
+from .registry import KernelSpec, lookup
+
+
+
+def compile_graph(
+    graph: onnx.GraphProto,
+    opsets: Mapping[str, int],
+    *,
+    captured: Iterable[str] = (),
+    device: str = "NUMPY",
+    fold_constants: bool = True,
+) -> Plan:
+    """Compile ``graph`` for the opset versions in ``opsets`` (domain -> version)."""
+    return _Compiler(opsets, device, fold_constants).compile(graph, list(captured))
+
+
+def graph_free_names(graph: onnx.GraphProto) -> list[str]:
+    """Names a graph reads but does not define itself (its outer-scope references)."""
+    defined = {i.name for i in graph.input} | {t.name for t in graph.initializer}
+    defined |= {t.values.name for t in graph.sparse_initializer}
+    free: dict[str, None] = {}
+    for node in graph.node:
+        for name in _node_reads(node):
+            if name and name not in defined:
+                free[name] = None
+        defined.update(o for o in node.output if o)
+    for out in graph.output:
+        if out.name not in defined:
+            free[out.name] = None
+    return list(free)
+
+
+def _node_reads(node: onnx.NodeProto) -> list[str]:
+    reads = list(node.input)
+    for attr in node.attribute:
+        for sub in _subgraphs(attr):
+            reads.extend(graph_free_names(sub))
+    return reads
+
+
+def _subgraphs(attr: onnx.AttributeProto) -> list[onnx.GraphProto]:
+    if attr.type == onnx.AttributeProto.GRAPH:
+        return [attr.g]
+    if attr.type == onnx.AttributeProto.GRAPHS:
+        return list(attr.graphs)
+    return []
+
+
+class _Compiler:
+    def __init__(self, opsets: Mapping[str, int], device: str, fold: bool) -> None:
+        self.opsets = {("" if k == "ai.onnx" else k): v for k, v in opsets.items()}
+        self.device = device
+        self.fold = fold
+
+    def compile(self, graph: onnx.GraphProto, captured: list[str]) -> Plan:
+        slots: dict[str, int] = {}
+        constants: dict[int, Any] = {}
+
+        def slot(name: str) -> int:
+            if name not in slots:
+                slots[name] = len(slots)
+            return slots[name]
+
+        initializers = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+        for sp in graph.sparse_initializer:
+            initializers[sp.values.name] = numpy_helper.to_array(sp)
+        input_names = [i.name for i in graph.input if i.name not in initializers]
+        input_slots = [slot(n) for n in input_names] + [slot(n) for n in captured]
+        for name, value in initializers.items():
+            constants[slot(name)] = value
+
+        steps: list[Step] = []
+        for index, node in enumerate(graph.node):
+            name = node.name or f"{node.op_type}_{index}"
+            fn, spec = self._bind(node, name)
+            sub_captured = self._captured_of(node)
+            ins = tuple(slot(i) if i else None for i in node.input) + tuple(
+                slot(n) for n in sub_captured
+            )
+            outs = tuple(slot(o) if o else slot(f"\0unused:{name}:{k}") for k, o in
+                         enumerate(node.output))
+            step = Step(fn, ins, outs, name, node.op_type)
+            if self._foldable(spec, node, ins, constants):
+                self._fold(step, constants)
+            else:
+                steps.append(step)
+
+        output_slots = [slot(o.name) for o in graph.output]
+        return Plan(
+            n_slots=len(slots),
+            constants=constants,
+            input_slots=input_slots,
+            output_slots=output_slots,
+            steps=steps,
+            input_names=input_names,
+            output_names=[o.name for o in graph.output],
+            captured=list(captured),
+            device=self.device,
+        )
+
+    def _captured_of(self, node: onnx.NodeProto) -> list[str]:
+        names: dict[str, None] = {}
+        for attr in node.attribute:
+            for sub in _subgraphs(attr):
+                names.update(dict.fromkeys(graph_free_names(sub)))
+        return list(names)
+
+    def _bind(self, node: onnx.NodeProto, name: str) -> tuple[Any, KernelSpec]:
+        domain = "" if node.domain == "ai.onnx" else node.domain
+        opset = self.opsets.get(domain)
+        spec = lookup(node.op_type, opset if opset is not None else 10**6, domain)
+        if spec is None:
+            where = f"{domain}::{node.op_type}" if domain else node.op_type
+            raise UnsupportedOperationError(
+                f"node {name!r}: operation {where} (opset {opset}) is not supported by "
+                f"{self.device}",
+                node=name,
+                op_type=node.op_type,
+                device=self.device,
+            )
+        captured = self._captured_of(node)
+        attrs = {a.name: self._attr_value(a, captured) for a in node.attribute}
+        params = inspect.signature(spec.fn).parameters
+        if "n_outputs" in params:
+            attrs["n_outputs"] = len(node.output)
+        if "opset" in params:
+            attrs["opset"] = opset
+        accepts_any = any(p.kind is p.VAR_KEYWORD for p in params.values())
+        if not accepts_any:
+            unknown = [k for k in attrs if k not in params]
+            if unknown:
+                raise UnsupportedOperationError(
+                    f"node {name!r} ({node.op_type}): attribute(s) {unknown} not supported by "
+                    f"{self.device}",
+                    node=name,
+                    op_type=node.op_type,
+                    device=self.device,
+                )
+        return (functools.partial(spec.fn, **attrs) if attrs else spec.fn), spec
+
+    def _attr_value(self, attr: onnx.AttributeProto, captured: list[str]) -> Any:
+        kind = attr.type
+        if kind == onnx.AttributeProto.GRAPH:
+            return self.compile(attr.g, captured)
+        if kind == onnx.AttributeProto.GRAPHS:
+            return [self.compile(g, captured) for g in attr.graphs]
+        if kind == onnx.AttributeProto.TENSOR:
+            return numpy_helper.to_array(attr.t)
+        if kind == onnx.AttributeProto.TENSORS:
+            return [numpy_helper.to_array(t) for t in attr.tensors]
+        if kind == onnx.AttributeProto.SPARSE_TENSOR:
+            return numpy_helper.to_array(attr.sparse_tensor)
+        if kind == onnx.AttributeProto.STRING:
+            return attr.s.decode("utf-8")
+        if kind == onnx.AttributeProto.STRINGS:
+            return [s.decode("utf-8") for s in attr.strings]
+        if kind == onnx.AttributeProto.INTS:
+            return list(attr.ints)
+        if kind == onnx.AttributeProto.FLOATS:
+            return list(attr.floats)
+        return onnx.helper.get_attribute_value(attr)
+
+    def _foldable(
+        self, spec: KernelSpec, node: onnx.NodeProto, ins: tuple[int | None, ...],
+        constants: dict[int, Any],
+    ) -> bool:
+        if not (self.fold and spec.foldable):
+            return False
+        if any(_subgraphs(a) for a in node.attribute):
+            return False
+        return all(i is None or i in constants for i in ins)
+
+    def _fold(self, step: Step, constants: dict[int, Any]) -> None:
+        try:
+            result = step.fn(*[None if i is None else constants[i] for i in step.ins])
+        except Exception as exc:
+            raise InferenceError(
+                f"node {step.node!r} ({step.op_type}) failed while folding constants: {exc}",
+                node=step.node,
+                device=self.device,
+            ) from exc
+        if len(step.outs) == 1:
+            constants[step.outs[0]] = result[0] if isinstance(result, tuple) else result
+        else:
+            for slot, value in zip(step.outs, result):
+                constants[slot] = value

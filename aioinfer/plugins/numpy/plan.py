@@ -1,0 +1,78 @@
+"""The execution plan: a flat list of kernel calls over pre-resolved value slots."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from ...errors import InferenceError
+
+
+@dataclass(frozen=True)
+class Step:
+    """One kernel call: read ``ins`` slots (``None`` = absent input), write ``outs`` slots."""
+
+    fn: Callable[..., Any]
+    ins: tuple[int | None, ...]
+    outs: tuple[int, ...]
+    node: str
+    op_type: str
+
+
+@dataclass
+class Plan:
+    """A compiled graph.
+
+    ``run`` takes the graph inputs followed by the captured outer-scope values (for subgraphs of
+    control-flow ops) and returns the graph outputs in order.
+    """
+
+    n_slots: int
+    constants: dict[int, Any]
+    input_slots: list[int]
+    output_slots: list[int]
+    steps: list[Step]
+    input_names: list[str] = field(default_factory=list)
+    output_names: list[str] = field(default_factory=list)
+    captured: list[str] = field(default_factory=list)
+    device: str = "NUMPY"
+
+    def __post_init__(self) -> None:
+        template: list[Any] = [None] * self.n_slots
+        for slot, value in self.constants.items():
+            template[slot] = value
+        self._template = template
+        self._n_captured = len(self.captured)
+
+    @property
+    def n_captured(self) -> int:
+        return self._n_captured
+
+    def run(self, inputs: Sequence[Any]) -> list[Any]:
+        env = self._template.copy()
+        for slot, value in zip(self.input_slots, inputs):
+            env[slot] = value
+        step = None
+        try:
+            for step in self.steps:
+                result = step.fn(*[None if i is None else env[i] for i in step.ins])
+                outs = step.outs
+                if len(outs) == 1:
+                    env[outs[0]] = result[0] if isinstance(result, tuple) else result
+                else:
+                    for slot, value in zip(outs, result):
+                        env[slot] = value
+        except InferenceError:
+            raise
+        except Exception as exc:
+            assert step is not None
+            raise InferenceError(
+                f"node {step.node!r} ({step.op_type}) failed on {self.device}: {exc}",
+                node=step.node,
+                device=self.device,
+            ) from exc
+        return [env[s] for s in self.output_slots]
+
+    __call__ = run
+
