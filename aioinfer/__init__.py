@@ -1,0 +1,31 @@
+"""aioinfer: an asyncio-native dataflow runtime for ONNX inference.
+
+>>> import aioinfer
+>>> core = aioinfer.Core()
+>>> compiled = core.compile_model("model.onnx", "CPU")        # doctest: +SKIP
+>>> results = await compiled.create_infer_request().infer_async(inputs)  # doctest: +SKIP
+"""
+
+from . import errors, properties
+from .core import Core
+from .model import Model, Port
+from .plugins.base import CompiledModel, Plugin, Stage, SyncInferRequest
+from .runtime.request import InferRequest
+from .runtime.results import Results
+
+__version__ = "0.1.0"
+
+__all__ = [
+    "Core",
+    "Model",
+    "Port",
+    "CompiledModel",
+    "InferRequest",
+    "Results",
+    "Plugin",
+    "Stage",
+    "SyncInferRequest",
+    "errors",
+    "properties",
+    "__version__",
+]

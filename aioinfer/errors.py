@@ -15,7 +15,8 @@ style code keeps working::
     │   └── InputShapeError
     ├── DeviceError
     │   ├── DeviceNotFoundError(LookupError)       .device
-    │   └── PluginLoadError(ImportError)           .device
+    │   ├── PluginLoadError(ImportError)           .device
+    │   └── NotSupportedError(NotImplementedError)  .device (a feature the device lacks)
     ├── PropertyError                              .key, .device
     │   ├── UnknownPropertyError(KeyError)
     │   ├── ReadOnlyPropertyError(AttributeError)
@@ -41,6 +42,7 @@ __all__ = [
     "DeviceError",
     "DeviceNotFoundError",
     "PluginLoadError",
+    "NotSupportedError",
     "PropertyError",
     "UnknownPropertyError",
     "ReadOnlyPropertyError",
@@ -124,6 +126,10 @@ class DeviceNotFoundError(DeviceError, LookupError):
 
 class PluginLoadError(DeviceError, ImportError):
     """A plugin's entry point could not be imported or instantiated."""
+
+
+class NotSupportedError(DeviceError, NotImplementedError):
+    """The device does not implement this feature (export, remote context, ...)."""
 
 
 class PropertyError(AioInferError):

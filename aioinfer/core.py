@@ -1,0 +1,169 @@
+"""Core: finds plugins, reads models, compiles them for a device.
+
+Plugins come from three places, in this order of precedence: :meth:`Core.register_plugin`,
+the built-in devices (NUMPY, TEMPLATE), and the ``aioinfer.plugins`` entry-point group (for
+third-party packages; resolved once per process and cached). A plugin is instantiated the
+first time its device is used. ``CPU`` is an alias of ``NUMPY`` for now.
+"""
+
+from __future__ import annotations
+
+import functools
+import importlib
+import threading
+from collections.abc import Callable, Mapping
+from importlib.metadata import entry_points
+from typing import Any, Union
+
+from .errors import DeviceNotFoundError, PluginLoadError
+from .model import Model, load_model
+from .plugins.base import CompiledModel, Plugin
+
+PluginFactory = Callable[[str], Plugin]
+PluginSource = Union[Plugin, PluginFactory, str]
+
+_BUILTIN: dict[str, str] = {
+    "NUMPY": "aioinfer.plugins.numpy:NumpyPlugin",
+    "TEMPLATE": "aioinfer.plugins.template:TemplatePlugin",
+}
+_ALIASES = {"CPU": "NUMPY"}
+
+
+@functools.cache
+def _entry_point_plugins() -> dict[str, Any]:
+    return {ep.name.upper(): ep for ep in entry_points(group="aioinfer.plugins")}
+
+
+def _import_object(path: str) -> Any:
+    module, _, attr = path.partition(":")
+    obj = importlib.import_module(module)
+    for part in attr.split(".") if attr else ():
+        obj = getattr(obj, part)
+    return obj
+
+
+class Core:
+    """The entry point of the OpenVINO-style API."""
+
+    def __init__(self) -> None:
+        self._registered: dict[str, PluginSource] = {}
+        self._plugins: dict[str, Plugin] = {}
+        self._lock = threading.RLock()
+        self._core_properties: dict[str, Any] = {}
+
+    # -- devices -----------------------------------------------------------------------------
+    @property
+    def available_devices(self) -> list[str]:
+        """Device names whose plugin loads and whose hardware is present."""
+        names = [*self._registered, *_BUILTIN, *_entry_point_plugins()]
+        found = []
+        for name in dict.fromkeys(names):
+            try:
+                if self._plugin(name).is_available():
+                    found.append(name)
+            except PluginLoadError:
+                continue
+        aliases = [a for a, target in _ALIASES.items() if target in found]
+        return sorted(aliases) + sorted(found)
+
+    def register_plugin(self, plugin: PluginSource, device_name: str | None = None) -> None:
+        """Register a plugin under ``device_name``.
+
+        ``plugin`` is a :class:`Plugin` instance, a factory called with the device name, or an
+        import path ``"package.module:Class"``.
+        """
+        name = device_name or getattr(plugin, "name", "")
+        if not name:
+            raise PluginLoadError("register_plugin: a device name is required")
+        name = name.upper()
+        with self._lock:
+            self._registered[name] = plugin
+            self._plugins.pop(name, None)
+
+    def unload_plugin(self, device_name: str) -> None:
+        """Forget the instantiated plugin of a device (it is created again on next use)."""
+        with self._lock:
+            self._plugins.pop(self._resolve(device_name), None)
+
+    def _resolve(self, device: str) -> str:
+        name = str(device).split(".", 1)[0].upper()
+        return _ALIASES.get(name, name)
+
+    def _plugin(self, device: str) -> Plugin:
+        name = self._resolve(device)
+        with self._lock:
+            plugin = self._plugins.get(name)
+            if plugin is None:
+                plugin = self._plugins[name] = self._load(name)
+            return plugin
+
+    def _load(self, name: str) -> Plugin:
+        source: Any = self._registered.get(name) or _BUILTIN.get(name)
+        if source is None and name in _entry_point_plugins():
+            source = _entry_point_plugins()[name]
+        if source is None:
+            known = sorted({*self._registered, *_BUILTIN, *_entry_point_plugins(), *_ALIASES})
+            raise DeviceNotFoundError(
+                f"device {name!r} not found; known devices: {', '.join(known)}", device=name
+            )
+        try:
+            if isinstance(source, Plugin):
+                return source
+            if isinstance(source, str):
+                source = _import_object(source)
+            elif hasattr(source, "load") and hasattr(source, "group"):
+                source = source.load()
+            plugin = source(name)
+        except Exception as exc:
+            raise PluginLoadError(f"plugin for device {name!r} failed to load: {exc}",
+                                  device=name) from exc
+        if not isinstance(plugin, Plugin):
+            raise PluginLoadError(
+                f"plugin for device {name!r} is a {type(plugin).__name__}, not an "
+                "aioinfer.plugins.base.Plugin",
+                device=name,
+            )
+        return plugin
+
+    # -- properties --------------------------------------------------------------------------
+    def get_property(self, device: str, key: str) -> Any:
+        """The value of property ``key`` of ``device``."""
+        return self._plugin(device).get_property(key)
+
+    def set_property(
+        self, device: str | Mapping[str, Any], properties: Mapping[str, Any] | None = None
+    ) -> None:
+        """Set properties of ``device`` (``set_property("NUMPY", {...})``)."""
+        if isinstance(device, Mapping):
+            for name in self.available_devices:
+                if name not in _ALIASES:
+                    plugin = self._plugin(name)
+                    supported = plugin.get_property("SUPPORTED_PROPERTIES")
+                    plugin.set_property({k: v for k, v in device.items() if k in supported})
+            self._core_properties.update(device)
+            return
+        self._plugin(device).set_property(properties or {})
+
+    # -- models ------------------------------------------------------------------------------
+    def read_model(self, model: Any) -> Model:
+        """Read an ONNX model from a path, bytes or ``onnx.ModelProto``."""
+        return load_model(model)
+
+    def compile_model(
+        self, model: Any, device: str = "CPU", config: Mapping[str, Any] | None = None
+    ) -> CompiledModel:
+        """Compile ``model`` (a :class:`Model`, path, bytes or ModelProto) for ``device``."""
+        if not isinstance(model, Model):
+            model = self.read_model(model)
+        return self._plugin(device).compile_model(model, dict(config or {}))
+
+    def query_model(
+        self, model: Any, device: str, config: Mapping[str, Any] | None = None
+    ) -> dict[str, str]:
+        """Node name -> device, for each node ``device`` can run."""
+        if not isinstance(model, Model):
+            model = self.read_model(model)
+        return self._plugin(device).query_model(model, dict(config or {}))
+
+    def __repr__(self) -> str:
+        return f"<Core devices={self.available_devices}>"

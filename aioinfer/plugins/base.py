@@ -1,0 +1,163 @@
+"""The plugin protocol: Plugin -> CompiledModel -> SyncInferRequest (exposing its stages).
+
+A device is one :class:`Plugin`. ``compile_model`` returns a :class:`CompiledModel`, whose
+``create_sync_request`` makes a device-level :class:`SyncInferRequest`. A sync request does not
+run itself: it exposes its pipeline as a list of :class:`Stage` (executor, callable) pairs. The
+public :class:`~aioinfer.runtime.request.InferRequest` runs those stages inline for ``infer()``
+and awaits them on their executors for ``infer_async()``, so a plugin author writes only
+synchronous code. See ``aioinfer/plugins/template`` for a worked example.
+"""
+
+from __future__ import annotations
+
+import queue
+from abc import ABC, abstractmethod
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+from ..errors import NotSupportedError
+from ..model import Model, Port
+from ..properties import PropertySet
+
+if TYPE_CHECKING:
+    from ..runtime.executors import Executor
+    from ..runtime.request import InferRequest
+    from ..runtime.results import Results
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of a request's pipeline, run on ``executor``."""
+
+    name: str
+    executor: Executor
+    fn: Callable[[], None]
+
+
+class SyncInferRequest(ABC):
+    """A device-level request: owns the request's buffers and exposes its stages.
+
+    Before the stages run, ``inputs`` holds one checked value per model input (in model input
+    order); after the last stage, ``outputs`` holds one value per model output.
+    """
+
+    def __init__(self, compiled: CompiledModel) -> None:
+        self.compiled = compiled
+        self.inputs: list[Any] = [None] * len(compiled.inputs)
+        self.outputs: list[Any] = [None] * len(compiled.outputs)
+
+    @abstractmethod
+    def stages(self) -> list[Stage]:
+        """The pipeline of this request, in order. Called once per request."""
+
+    def profiling_info(self) -> list[dict[str, Any]]:
+        """Per-node / per-stage timings of the last run (empty unless PERF_COUNT is on)."""
+        return []
+
+
+class CompiledModel(ABC):
+    """A model compiled for one device."""
+
+    def __init__(
+        self, plugin: Plugin, model: Model, properties: PropertySet
+    ) -> None:
+        self.plugin = plugin
+        self.model = model
+        self.properties = properties
+        self._inputs = model.inputs
+        self._outputs = model.outputs
+        self._pool: queue.SimpleQueue[InferRequest] = queue.SimpleQueue()
+
+    @property
+    def inputs(self) -> list[Port]:
+        return self._inputs
+
+    @property
+    def outputs(self) -> list[Port]:
+        return self._outputs
+
+    def input(self, key: int | str | None = None) -> Port:
+        from ..model import _pick
+
+        return _pick(self._inputs, key, "input")
+
+    def output(self, key: int | str | None = None) -> Port:
+        from ..model import _pick
+
+        return _pick(self._outputs, key, "output")
+
+    @property
+    def device(self) -> str:
+        return self.plugin.name
+
+    @abstractmethod
+    def create_sync_request(self) -> SyncInferRequest:
+        """A new device-level request (plugin authors implement this)."""
+
+    def create_infer_request(self) -> InferRequest:
+        """A new :class:`~aioinfer.runtime.request.InferRequest` with its own buffers."""
+        from ..runtime.request import InferRequest
+
+        return InferRequest(self, self.create_sync_request())
+
+    def __call__(self, inputs: Any = None) -> Results:
+        """Infer once. Safe from several threads at once: each call takes a request from a
+        pool (creating one when all are busy) and returns it afterwards."""
+        try:
+            request = self._pool.get_nowait()
+        except queue.Empty:
+            request = self.create_infer_request()
+        try:
+            return request.infer(inputs)
+        finally:
+            self._pool.put(request)
+
+    def get_property(self, key: str) -> Any:
+        return self.properties.get(key)
+
+    def set_property(self, properties: Mapping[str, Any]) -> None:
+        self.properties.set(properties)
+
+    def export_model(self) -> bytes:
+        raise NotSupportedError(f"{self.device}: export_model is not supported",
+                                device=self.device)
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.model.name!r} on {self.device}>"
+
+
+class Plugin(ABC):
+    """One device. Subclasses set ``name`` and implement ``compile_model`` and
+    ``query_model``; ``properties`` holds the device's settable and read-only properties."""
+
+    name: str = ""
+    properties: PropertySet
+
+    def get_property(self, key: str) -> Any:
+        return self.properties.get(key)
+
+    def set_property(self, properties: Mapping[str, Any]) -> None:
+        self.properties.set(properties)
+
+    @abstractmethod
+    def compile_model(self, model: Model, config: Mapping[str, Any]) -> CompiledModel:
+        """Compile ``model`` with ``config`` (property overrides for this model)."""
+
+    @abstractmethod
+    def query_model(self, model: Model, config: Mapping[str, Any]) -> dict[str, str]:
+        """Map each node name this device can run to its device name."""
+
+    def import_model(self, blob: bytes, config: Mapping[str, Any]) -> CompiledModel:
+        raise NotSupportedError(f"{self.name}: import_model is not supported", device=self.name)
+
+    def create_context(self, params: Mapping[str, Any]) -> Any:
+        raise NotSupportedError(f"{self.name}: remote contexts are not supported",
+                                device=self.name)
+
+    def is_available(self) -> bool:
+        """Whether the hardware behind this plugin is present on this machine."""
+        return True
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name}>"

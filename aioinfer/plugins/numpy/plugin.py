@@ -1,0 +1,130 @@
+"""The NUMPY plugin: ONNX graphs compiled to flat plans of NumPy kernels."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from typing import Any
+
+from ... import properties as P
+from ...model import Model
+from ...properties import Property, PropertySet
+from ...runtime.executors import Executor
+from ..base import CompiledModel, Plugin, Stage, SyncInferRequest
+from .compiler import compile_graph
+from .plan import Plan
+from .registry import lookup
+
+
+def _cores() -> int:
+    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
+
+
+def _specs(device: str) -> list[Property]:
+    return [
+        Property(P.FULL_DEVICE_NAME, "human-readable device name", mutable=False,
+                 default=f"{device} (NumPy {__import__('numpy').__version__} on host CPU)"),
+        Property(P.PERFORMANCE_HINT, "LATENCY, THROUGHPUT or CUMULATIVE_THROUGHPUT",
+                 validate=P.performance_mode, default=P.PerformanceMode.LATENCY),
+        Property(P.NUM_STREAMS, "parallel streams (0 = from the hint)", validate=P.streams,
+                 default=0),
+        Property(P.INFERENCE_NUM_THREADS, "threads for kernels (0 = all cores)",
+                 validate=P.non_negative_int, default=0),
+        Property(P.INFERENCE_PRECISION_HINT, "f32 (default)", validate=P.precision,
+                 default="f32"),
+        Property(P.PERFORMANCE_HINT_NUM_REQUESTS, "requests the app keeps in flight (0 = any)",
+                 validate=P.non_negative_int, default=0),
+        Property(P.PERF_COUNT, "collect per-node profiling", validate=P.boolean, default=False),
+        Property(P.OPTIMIZATION_CAPABILITIES, "what the device can do", mutable=False,
+                 default=["FP32"]),
+    ]
+
+
+def resolve_streams(hint: P.PerformanceMode, streams: int, num_requests: int = 0) -> int:
+    """Streams from NUM_STREAMS, or from the hint when it is 0 (AUTO)."""
+    if streams:
+        return streams
+    if hint is P.PerformanceMode.LATENCY:
+        return 1
+    count = _cores()
+    return min(count, num_requests) if num_requests else count
+
+
+class NumpyPlugin(Plugin):
+    """Our own engine: a plan compiler and NumPy kernels, on the host CPU."""
+
+    def __init__(self, name: str = "NUMPY") -> None:
+        self.name = name
+        self.properties = PropertySet(_specs(name), name)
+
+    def compile_model(self, model: Model, config: Mapping[str, Any]) -> NumpyCompiledModel:
+        props = PropertySet(_specs(self.name), self.name, **self._settable())
+        props.set(config)
+        plan = compile_graph(model.proto.graph, model.opsets, device=self.name,
+                             **_function_kw(model))
+        return NumpyCompiledModel(self, model, props, plan)
+
+    def _settable(self) -> dict[str, Any]:
+        supported = self.properties.supported()
+        return {k: self.properties.get(k) for k, rw in supported.items() if rw == "RW"}
+
+    def query_model(self, model: Model, config: Mapping[str, Any]) -> dict[str, str]:
+        opsets = model.opsets
+        local = {(f.domain, f.name) for f in model.proto.functions}
+        supported = {}
+        for node in model.proto.graph.node:
+            domain = "" if node.domain == "ai.onnx" else node.domain
+            if (node.domain, node.op_type) in local or lookup(
+                node.op_type, opsets.get(domain, 10**6), domain
+            ):
+                supported[node.name] = self.name
+        return supported
+
+
+def _function_kw(model: Model) -> dict[str, Any]:
+    import inspect
+
+    if model.proto.functions and "functions" in inspect.signature(compile_graph).parameters:
+        return {"functions": list(model.proto.functions)}
+    return {}
+
+
+class NumpyCompiledModel(CompiledModel):
+    """A model compiled to one :class:`Plan`; streams are worker threads of one executor."""
+
+    def __init__(self, plugin: NumpyPlugin, model: Model, props: PropertySet, plan: Plan) -> None:
+        super().__init__(plugin, model, props)
+        self.plan = plan
+        self.streams = resolve_streams(
+            props.get(P.PERFORMANCE_HINT), props.get(P.NUM_STREAMS),
+            props.get(P.PERFORMANCE_HINT_NUM_REQUESTS),
+        )
+        self.executor = Executor(f"{plugin.name}:{model.name}", workers=self.streams)
+        self.properties = PropertySet(
+            [
+                *_specs(plugin.name),
+                Property(P.OPTIMAL_NUMBER_OF_INFER_REQUESTS, "requests to keep in flight",
+                         mutable=False, getter=lambda: self.streams),
+                Property(P.EXECUTION_DEVICES, "devices this model runs on", mutable=False,
+                         getter=lambda: [plugin.name]),
+                Property(P.MODEL_NAME, "the model's graph name", mutable=False,
+                         getter=lambda: model.name),
+            ],
+            plugin.name,
+            **{k: v for k, v in props.as_dict().items() if props.supported()[k] == "RW"},
+        )
+
+    def create_sync_request(self) -> NumpyInferRequest:
+        return NumpyInferRequest(self)
+
+
+class NumpyInferRequest(SyncInferRequest):
+    """Runs the plan as one stage on the compiled model's executor."""
+
+    compiled: NumpyCompiledModel
+
+    def stages(self) -> list[Stage]:
+        return [Stage("infer", self.compiled.executor, self._infer)]
+
+    def _infer(self) -> None:
+        self.outputs = self.compiled.plan.run(self.inputs)

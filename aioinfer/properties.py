@@ -1,0 +1,178 @@
+"""Property keys, their value types, read-only/read-write access and validation.
+
+Keys follow OpenVINO's names so that code written for it reads naturally here. A plugin or a
+compiled model holds a :class:`PropertySet`: a fixed table of :class:`Property` specs with
+current values. Reading an unknown key raises :class:`~aioinfer.errors.UnknownPropertyError`;
+setting a read-only one :class:`~aioinfer.errors.ReadOnlyPropertyError`; a bad value
+:class:`~aioinfer.errors.InvalidPropertyValueError`. Every error names the key and device.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
+from typing import Any
+
+from .errors import InvalidPropertyValueError, ReadOnlyPropertyError, UnknownPropertyError
+
+# Keys (strings, so user code may also spell them out).
+SUPPORTED_PROPERTIES = "SUPPORTED_PROPERTIES"
+AVAILABLE_DEVICES = "AVAILABLE_DEVICES"
+FULL_DEVICE_NAME = "FULL_DEVICE_NAME"
+DEVICE_UUID = "DEVICE_UUID"
+OPTIMIZATION_CAPABILITIES = "OPTIMIZATION_CAPABILITIES"
+EXECUTION_DEVICES = "EXECUTION_DEVICES"
+OPTIMAL_NUMBER_OF_INFER_REQUESTS = "OPTIMAL_NUMBER_OF_INFER_REQUESTS"
+PERFORMANCE_HINT = "PERFORMANCE_HINT"
+PERFORMANCE_HINT_NUM_REQUESTS = "PERFORMANCE_HINT_NUM_REQUESTS"
+NUM_STREAMS = "NUM_STREAMS"
+INFERENCE_NUM_THREADS = "INFERENCE_NUM_THREADS"
+INFERENCE_PRECISION_HINT = "INFERENCE_PRECISION_HINT"
+PERF_COUNT = "PERF_COUNT"
+MODEL_NAME = "MODEL_NAME"
+CACHE_DIR = "CACHE_DIR"
+
+
+class PerformanceMode(str, enum.Enum):
+    """Values of ``PERFORMANCE_HINT``."""
+
+    LATENCY = "LATENCY"
+    THROUGHPUT = "THROUGHPUT"
+    CUMULATIVE_THROUGHPUT = "CUMULATIVE_THROUGHPUT"
+
+    def __str__(self) -> str:
+        return self.value
+
+
+Validator = Callable[[Any], Any]
+
+
+@dataclass(frozen=True)
+class Property:
+    """The spec of one property: key, whether it can be set, how values are checked."""
+
+    key: str
+    doc: str
+    mutable: bool = True
+    validate: Validator | None = None
+    default: Any = None
+    getter: Callable[[], Any] | None = None  # computed read-only value
+
+    def check(self, value: Any, device: str | None) -> Any:
+        if self.validate is None:
+            return value
+        try:
+            return self.validate(value)
+        except (TypeError, ValueError) as exc:
+            raise InvalidPropertyValueError(
+                f"{device or 'property'}: invalid value {value!r} for {self.key}: {exc}",
+                key=self.key,
+                device=device,
+            ) from None
+
+
+def positive_int(value: Any) -> int:
+    """Accept ints >= 1 (also as strings, as OpenVINO config files do)."""
+    number = int(value)
+    if number < 1 or (isinstance(value, float) and value != number):
+        raise ValueError("expected an integer >= 1")
+    return number
+
+
+def non_negative_int(value: Any) -> int:
+    number = int(value)
+    if number < 0 or (isinstance(value, float) and value != number):
+        raise ValueError("expected an integer >= 0")
+    return number
+
+
+def boolean(value: Any) -> bool:
+    if isinstance(value, bool):
+        return value
+    text = str(value).upper()
+    if text in ("YES", "TRUE", "1", "ON"):
+        return True
+    if text in ("NO", "FALSE", "0", "OFF"):
+        return False
+    raise ValueError("expected a boolean (True/False or YES/NO)")
+
+
+def performance_mode(value: Any) -> PerformanceMode:
+    try:
+        return PerformanceMode(str(value).upper())
+    except ValueError:
+        names = ", ".join(m.value for m in PerformanceMode)
+        raise ValueError(f"expected one of {names}") from None
+
+
+def streams(value: Any) -> int:
+    """NUM_STREAMS: a count, or AUTO (0: derived from the performance hint)."""
+    if str(value).upper() == "AUTO":
+        return 0
+    return non_negative_int(value)
+
+
+def precision(value: Any) -> str:
+    text = str(value).lower()
+    aliases = {"fp32": "f32", "float32": "f32", "fp16": "f16", "float16": "f16",
+               "bfloat16": "bf16"}
+    text = aliases.get(text, text)
+    if text not in ("f32", "f16", "bf16"):
+        raise ValueError("expected f32, f16 or bf16")
+    return text
+
+
+class PropertySet:
+    """Current property values of one object (plugin or compiled model), checked by spec."""
+
+    def __init__(self, specs: Iterable[Property], device: str, **values: Any) -> None:
+        self._specs = {spec.key: spec for spec in specs}
+        self._device = device
+        self._values = {k: s.default for k, s in self._specs.items() if s.getter is None}
+        for key, value in values.items():
+            self._values[key] = self._spec(key).check(value, device)
+
+    def _spec(self, key: str) -> Property:
+        key = str(key)
+        if key == SUPPORTED_PROPERTIES:
+            return Property(SUPPORTED_PROPERTIES, "keys of this object", mutable=False)
+        try:
+            return self._specs[key]
+        except KeyError:
+            raise UnknownPropertyError(
+                f"{self._device}: unsupported property {key!r}; supported: "
+                f"{', '.join(sorted(self._specs))}",
+                key=key,
+                device=self._device,
+            ) from None
+
+    def get(self, key: str) -> Any:
+        """The value of ``key``."""
+        spec = self._spec(key)
+        if spec.key == SUPPORTED_PROPERTIES:
+            return self.supported()
+        if spec.getter is not None:
+            return spec.getter()
+        return self._values[spec.key]
+
+    def set(self, values: Mapping[str, Any]) -> None:
+        """Validate every value first, then apply them all (all or nothing)."""
+        checked = {}
+        for key, value in values.items():
+            spec = self._spec(key)
+            if not spec.mutable:
+                raise ReadOnlyPropertyError(
+                    f"{self._device}: property {spec.key} is read-only",
+                    key=spec.key,
+                    device=self._device,
+                )
+            checked[spec.key] = spec.check(value, self._device)
+        self._values.update(checked)
+
+    def supported(self) -> dict[str, str]:
+        """Every key with ``"RO"`` or ``"RW"``."""
+        return {k: ("RW" if s.mutable else "RO") for k, s in self._specs.items()}
+
+    def as_dict(self) -> dict[str, Any]:
+        return {k: self.get(k) for k in self._specs}

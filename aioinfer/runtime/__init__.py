@@ -1,0 +1,1 @@
+"""Infer requests, their stages and the executors that run them."""

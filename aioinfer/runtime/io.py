@@ -1,0 +1,135 @@
+"""Turn user inputs (dict by name, list in order, or one array) into checked arrays."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping, Sequence
+from typing import Any
+
+import numpy as np
+
+from ..errors import (
+    InputShapeError,
+    InputTypeError,
+    MissingInputError,
+    UnexpectedInputError,
+)
+from ..model import Port
+
+
+def arrange_inputs(ports: Sequence[Port], inputs: Any) -> list[Any]:
+    """Order ``inputs`` like ``ports``: a dict (by name, index or Port), a list, or one value.
+
+    Raises :class:`MissingInputError` / :class:`UnexpectedInputError` naming the input.
+    """
+    if isinstance(inputs, Mapping):
+        by_name: dict[str, Any] = {}
+        names = {p.name for p in ports}
+        for key, value in inputs.items():
+            name = _key_name(ports, key)
+            if name not in names:
+                raise UnexpectedInputError(
+                    f"unexpected input {name!r}; the model's inputs are {[p.name for p in ports]}",
+                    input_name=name,
+                )
+            by_name[name] = value
+        missing = [p.name for p in ports if p.name not in by_name]
+        if missing:
+            raise MissingInputError(
+                f"missing input(s) {missing}; the model's inputs are {[p.name for p in ports]}",
+                input_name=missing[0],
+            )
+        return [by_name[p.name] for p in ports]
+    if isinstance(inputs, (list, tuple)) and not _is_single_value(ports, inputs):
+        if len(inputs) != len(ports):
+            what = MissingInputError if len(inputs) < len(ports) else UnexpectedInputError
+            name = ports[len(inputs)].name if len(inputs) < len(ports) else None
+            raise what(
+                f"{len(inputs)} inputs given, the model has {len(ports)}: "
+                f"{[p.name for p in ports]}",
+                input_name=name,
+            )
+        return list(inputs)
+    if len(ports) != 1:
+        raise MissingInputError(
+            f"one value given, the model has {len(ports)} inputs {[p.name for p in ports]}; "
+            "pass a dict by name or a list in input order",
+            input_name=ports[1].name if len(ports) > 1 else None,
+        )
+    return [inputs]
+
+
+def _is_single_value(ports: Sequence[Port], inputs: Sequence[Any]) -> bool:
+    # A list for a single sequence-typed input is that input, not a list of inputs.
+    return len(ports) == 1 and ports[0].kind == "sequence" and not (
+        len(inputs) == 1 and isinstance(inputs[0], list)
+    )
+
+
+def _key_name(ports: Sequence[Port], key: Any) -> str:
+    if isinstance(key, Port):
+        return key.name
+    if isinstance(key, int) and not isinstance(key, bool):
+        if not 0 <= key < len(ports):
+            raise UnexpectedInputError(f"input index {key} out of range ({len(ports)} inputs)")
+        return ports[key].name
+    return str(key)
+
+
+def check_input(port: Port, value: Any) -> Any:
+    """Convert ``value`` to an array for ``port`` and check its element type and shape.
+
+    Arrays must have exactly the declared element type (no silent lossy casts, as in ONNX
+    Runtime); Python scalars and lists are converted to it.
+    """
+    if port.kind != "tensor":
+        return value
+    expected = port.element_type
+    if isinstance(value, np.ndarray):
+        array = value
+    elif isinstance(value, np.generic):
+        array = np.asarray(value)
+    else:
+        try:
+            array = np.asarray(value, dtype=expected)
+        except (TypeError, ValueError) as exc:
+            raise InputTypeError(
+                f"input {port.name!r}: cannot convert {type(value).__name__} to "
+                f"{_dtype_name(expected)}: {exc}",
+                input_name=port.name,
+            ) from exc
+    if expected is not None and array.dtype != expected:
+        if not (expected == object and array.dtype.kind in "US"):
+            raise InputTypeError(
+                f"input {port.name!r}: element type {_dtype_name(array.dtype)} given, the model "
+                f"expects {_dtype_name(expected)}",
+                input_name=port.name,
+            )
+        array = array.astype(object)
+    if port.shape is not None:
+        _check_shape(port, array.shape)
+    return array
+
+
+def _check_shape(port: Port, shape: tuple[int, ...]) -> None:
+    assert port.shape is not None
+    if len(shape) != len(port.shape):
+        raise InputShapeError(
+            f"input {port.name!r}: rank {len(shape)} (shape {list(shape)}) given, the model "
+            f"expects rank {len(port.shape)} {_shape_text(port.shape)}",
+            input_name=port.name,
+        )
+    for axis, (got, want) in enumerate(zip(shape, port.shape)):
+        if isinstance(want, int) and want != got:
+            raise InputShapeError(
+                f"input {port.name!r}: dimension {axis} is {got} (shape {list(shape)}), the model "
+                f"expects {_shape_text(port.shape)}",
+                input_name=port.name,
+            )
+
+
+def _shape_text(shape: Sequence[Any]) -> str:
+    return "[" + ",".join("?" if d is None else str(d) for d in shape) + "]"
+
+
+def _dtype_name(dtype: Any) -> str:
+    return "string" if dtype == object else str(np.dtype(dtype).name) if dtype is not None else "?"
