@@ -1,4 +1,4 @@
-"""Gather and scatter: Gather(Elements/ND), Scatter(Elements/ND), TensorScatter, Compress, NonZero."""
+"""Gather and scatter: Gather*, Scatter*, TensorScatter, Compress, NonZero, ReverseSequence."""
 
 from __future__ import annotations
 

@@ -52,7 +52,7 @@ def center_crop_pad(input_data, shape, *, axes=None):
     out_shape = list(input_data.shape)
     src = [slice(None)] * rank
     dst = [slice(None)] * rank
-    for axis, target in zip(axes, (int(s) for s in np.ravel(shape))):
+    for axis, target in zip(axes, (int(s) for s in np.ravel(shape)), strict=False):
         dim = input_data.shape[axis]
         out_shape[axis] = target
         if target < dim:

@@ -89,7 +89,7 @@ def _slice(data, starts, ends, axes, steps) -> np.ndarray:
     axes = _ints(axes) if axes is not None else list(range(len(starts)))
     steps = _ints(steps) if steps is not None else [1] * len(starts)
     index = [slice(None)] * data.ndim
-    for start, end, axis, step in zip(starts, ends, axes, steps):
+    for start, end, axis, step in zip(starts, ends, axes, steps, strict=True):
         dim = data.shape[axis]
         start = start + dim if start < 0 else start
         end = end + dim if end < 0 else end
