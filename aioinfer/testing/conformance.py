@@ -88,7 +88,7 @@ def plan_runner(model: onnx.ModelProto, inputs: Sequence[Any]) -> Sequence[Any]:
     from ..plugins.numpy.compiler import compile_graph
 
     opsets = {o.domain: o.version for o in model.opset_import}
-    return compile_graph(model.graph, opsets).run(list(inputs))
+    return compile_graph(model.graph, opsets, functions=model.functions).run(list(inputs))
 
 
 def main(argv: Sequence[str] | None = None) -> int:

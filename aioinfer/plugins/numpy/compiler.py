@@ -11,16 +11,21 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
+import numpy as np
 import onnx
 from onnx import numpy_helper
 
 from ...errors import InferenceError, UnsupportedOperationError
+from .functions import FunctionExpander, TypeOf
 from .plan import Plan, Step
 from .registry import KernelSpec, lookup
+from .value_types import ValueTypes
 
+_MAX_CALL_DEPTH = 64
+_STATIC_SHAPE_OPS = {"Shape", "Size"}  # foldable when their input's shape is static
 
 
 def compile_graph(
@@ -30,9 +35,17 @@ def compile_graph(
     captured: Iterable[str] = (),
     device: str = "NUMPY",
     fold_constants: bool = True,
+    functions: Iterable[onnx.FunctionProto] = (),
 ) -> Plan:
-    """Compile ``graph`` for the opset versions in ``opsets`` (domain -> version)."""
-    return _Compiler(opsets, device, fold_constants).compile(graph, list(captured))
+    """Compile ``graph`` for the opset versions in ``opsets`` (domain -> version).
+
+    ``functions`` are the model's local functions (``model.functions``); calls to them are
+    inlined, as are ops without a kernel whose ONNX schema defines a function body.
+    """
+    functions = list(functions)
+    compiler = _Compiler(opsets, device, fold_constants, FunctionExpander(functions))
+    types = ValueTypes(graph, compiler.opsets, functions)
+    return compiler.compile(graph, list(captured), compiler.opsets, types)
 
 
 def graph_free_names(graph: onnx.GraphProto) -> list[str]:
@@ -68,12 +81,19 @@ def _subgraphs(attr: onnx.AttributeProto) -> list[onnx.GraphProto]:
 
 
 class _Compiler:
-    def __init__(self, opsets: Mapping[str, int], device: str, fold: bool) -> None:
+    def __init__(
+        self, opsets: Mapping[str, int], device: str, fold: bool, functions: FunctionExpander
+    ) -> None:
         self.opsets = {("" if k == "ai.onnx" else k): v for k, v in opsets.items()}
         self.device = device
         self.fold = fold
+        self.functions = functions
 
-    def compile(self, graph: onnx.GraphProto, captured: list[str]) -> Plan:
+    def compile(
+        self, graph: onnx.GraphProto, captured: list[str], opsets: Mapping[str, int],
+        types: ValueTypes | None = None,
+    ) -> Plan:
+        types = types or ValueTypes(graph, opsets, infer=False)
         slots: dict[str, int] = {}
         constants: dict[int, Any] = {}
 
@@ -90,10 +110,14 @@ class _Compiler:
         for name, value in initializers.items():
             constants[slot(name)] = value
 
+        def type_of(name: str) -> onnx.TypeProto | None:
+            return types.type_of(name, constants.get(slots.get(name, -1)))
+
         steps: list[Step] = []
-        for index, node in enumerate(graph.node):
+        nodes = self._expand(graph.node, opsets, type_of, 0)
+        for index, (node, node_opsets) in enumerate(nodes):
             name = node.name or f"{node.op_type}_{index}"
-            fn, spec = self._bind(node, name)
+            fn, spec = self._bind(node, name, node_opsets)
             sub_captured = self._captured_of(node)
             ins = tuple(slot(i) if i else None for i in node.input) + tuple(
                 slot(n) for n in sub_captured
@@ -103,6 +127,8 @@ class _Compiler:
             step = Step(fn, ins, outs, name, node.op_type)
             if self._foldable(spec, node, ins, constants):
                 self._fold(step, constants)
+            elif (dummy := self._static_shape_input(spec, node, ins, types)) is not None:
+                self._fold(step, {**constants, ins[0]: dummy}, into=constants)
             else:
                 steps.append(step)
 
@@ -126,10 +152,44 @@ class _Compiler:
                 names.update(dict.fromkeys(graph_free_names(sub)))
         return list(names)
 
-    def _bind(self, node: onnx.NodeProto, name: str) -> tuple[Any, KernelSpec]:
+    def _expand(
+        self, nodes: Iterable[onnx.NodeProto], opsets: Mapping[str, int], type_of: TypeOf,
+        depth: int,
+    ) -> Iterator[tuple[onnx.NodeProto, Mapping[str, int]]]:
+        """The nodes with calls of local and schema-defined functions inlined (recursively)."""
+        for node in nodes:
+            fn = self.functions.local(node)
+            if fn is not None:
+                found = self.functions.expand_local(node, fn, opsets)
+            elif self._lookup(node, opsets) is None:
+                found = self.functions.expand_schema(node, opsets, type_of)
+            else:
+                found = None
+            if found is None:
+                yield node, opsets
+                continue
+            if depth >= _MAX_CALL_DEPTH:
+                raise UnsupportedOperationError(
+                    f"node {node.name!r} ({node.op_type}): functions nested deeper than "
+                    f"{_MAX_CALL_DEPTH} calls (recursive function?)",
+                    node=node.name,
+                    op_type=node.op_type,
+                    device=self.device,
+                )
+            yield from self._expand(found[0], found[1], type_of, depth + 1)
+
+    @staticmethod
+    def _lookup(node: onnx.NodeProto, opsets: Mapping[str, int]) -> KernelSpec | None:
         domain = "" if node.domain == "ai.onnx" else node.domain
-        opset = self.opsets.get(domain)
-        spec = lookup(node.op_type, opset if opset is not None else 10**6, domain)
+        opset = opsets.get(domain)
+        return lookup(node.op_type, opset if opset is not None else 10**6, domain)
+
+    def _bind(
+        self, node: onnx.NodeProto, name: str, opsets: Mapping[str, int]
+    ) -> tuple[Any, KernelSpec]:
+        domain = "" if node.domain == "ai.onnx" else node.domain
+        opset = opsets.get(domain)
+        spec = self._lookup(node, opsets)
         if spec is None:
             where = f"{domain}::{node.op_type}" if domain else node.op_type
             raise UnsupportedOperationError(
@@ -140,7 +200,7 @@ class _Compiler:
                 device=self.device,
             )
         captured = self._captured_of(node)
-        attrs = {a.name: self._attr_value(a, captured) for a in node.attribute}
+        attrs = {a.name: self._attr_value(a, captured, opsets) for a in node.attribute}
         params = inspect.signature(spec.fn).parameters
         if "n_outputs" in params:
             attrs["n_outputs"] = len(node.output)
@@ -159,12 +219,14 @@ class _Compiler:
                 )
         return (functools.partial(spec.fn, **attrs) if attrs else spec.fn), spec
 
-    def _attr_value(self, attr: onnx.AttributeProto, captured: list[str]) -> Any:
+    def _attr_value(
+        self, attr: onnx.AttributeProto, captured: list[str], opsets: Mapping[str, int]
+    ) -> Any:
         kind = attr.type
         if kind == onnx.AttributeProto.GRAPH:
-            return self.compile(attr.g, captured)
+            return self.compile(attr.g, captured, opsets)
         if kind == onnx.AttributeProto.GRAPHS:
-            return [self.compile(g, captured) for g in attr.graphs]
+            return [self.compile(g, captured, opsets) for g in attr.graphs]
         if kind == onnx.AttributeProto.TENSOR:
             return numpy_helper.to_array(attr.t)
         if kind == onnx.AttributeProto.TENSORS:
@@ -191,7 +253,25 @@ class _Compiler:
             return False
         return all(i is None or i in constants for i in ins)
 
-    def _fold(self, step: Step, constants: dict[int, Any]) -> None:
+    def _static_shape_input(
+        self, spec: KernelSpec, node: onnx.NodeProto, ins: tuple[int | None, ...],
+        types: ValueTypes,
+    ) -> np.ndarray | None:
+        """For Shape/Size of a value whose shape is static: a zero-cost stand-in for it."""
+        if not (self.fold and spec.foldable) or node.op_type not in _STATIC_SHAPE_OPS:
+            return None
+        if spec.domain or len(ins) != 1 or ins[0] is None:
+            return None
+        shape = types.static_shape(node.input[0])
+        if shape is None:
+            return None
+        return np.broadcast_to(np.zeros((), dtype=np.float32), shape)
+
+    def _fold(
+        self, step: Step, constants: dict[int, Any], into: dict[int, Any] | None = None
+    ) -> None:
+        """Run ``step`` on the values in ``constants``; store its outputs in ``into``."""
+        into = constants if into is None else into
         try:
             result = step.fn(*[None if i is None else constants[i] for i in step.ins])
         except Exception as exc:
@@ -201,7 +281,7 @@ class _Compiler:
                 device=self.device,
             ) from exc
         if len(step.outs) == 1:
-            constants[step.outs[0]] = result[0] if isinstance(result, tuple) else result
+            into[step.outs[0]] = result[0] if isinstance(result, tuple) else result
         else:
-            for slot, value in zip(step.outs, result):
-                constants[slot] = value
+            for slot, value in zip(step.outs, result, strict=True):
+                into[slot] = value
