@@ -1,61 +1,213 @@
-"""Executors: named pools of worker threads that run request stages.
+"""Executors: named sets of worker threads that run request stages.
 
-A device's executor has one worker per stream. ``run_sync`` runs a stage inline on the calling
-thread (the synchronous path); ``await run(fn)`` runs it on a worker without blocking the event
-loop, under asyncio, uvloop or trio. A cancelled ``run`` returns only once the stage has
-finished (anyio's ``abandon_on_cancel=False``), so the request stays consistent and reusable.
+A device's executor has one worker per stream. Workers are started lazily on the first
+submission, are daemon threads named ``aioinfer:<executor>:<n>``, and exit after
+``idle_timeout`` seconds without work (or at :meth:`Executor.close`, or when the executor is
+garbage collected), so the process's thread count returns to its baseline.
+
+``run_sync(fn)`` runs a stage inline on the calling thread (the synchronous path).
+``await run(fn)`` runs it on a worker without blocking the event loop, under asyncio, uvloop or
+trio; a cancelled ``run`` returns only once ``fn`` has finished, then re-raises the
+cancellation. ``submit(task)`` is the low-level entry used by request pipelines: the worker
+calls ``task.advance(pool)`` (``pool`` is the executor's ``_pool``), and the task decides where
+its next stage runs.
 """
 
 from __future__ import annotations
 
+import itertools
+import queue
 import threading
+import weakref
 from collections.abc import Callable
-from typing import Any, TypeVar
-
-import anyio
-import anyio.lowlevel
-import anyio.to_thread
+from typing import Any, Protocol, TypeVar
 
 T = TypeVar("T")
 
+_STOP = None  # queue sentinel: one worker exits
+
+
+class Task(Protocol):
+    """Something a worker runs: ``advance`` is called on the worker thread."""
+
+    def advance(self, pool: _Pool) -> None: ...
+
+
+class _Call:
+    """A single function as a :class:`Task` (used by :meth:`Executor.run`)."""
+
+    __slots__ = ("fn", "value", "error", "notify")
+
+    def __init__(self, fn: Callable[[], Any], notify: Callable[[], None]) -> None:
+        self.fn = fn
+        self.value: Any = None
+        self.error: BaseException | None = None
+        self.notify = notify
+
+    def advance(self, pool: _Pool) -> None:
+        try:
+            self.value = self.fn()
+        except BaseException as exc:  # delivered to the awaiting caller
+            self.error = exc
+        self.notify()
+
+
+class _Pool:
+    """The threads and queue of one executor; workers hold this, never the executor, so a
+    dropped executor is collected and its finalizer stops the workers."""
+
+    def __init__(self, name: str, workers: int, serial: int) -> None:
+        self.name = name
+        self.workers = workers
+        self.queue: queue.SimpleQueue[Any] = queue.SimpleQueue()
+        self.lock = threading.Lock()
+        self.alive = 0
+        self.threads: set[threading.Thread] = set()
+        self.closed = False
+        self.serial = serial
+        self.idle_timeout = 2.0
+
+    def submit(self, task: Task) -> None:
+        if self.closed:
+            from ..errors import RequestError
+
+            raise RequestError(f"executor {self.name!r} is closed")
+        self.queue.put(task)
+        # Lock-free fast path: the put happens before this read, and an exiting worker
+        # decrements ``alive`` before its last look at the queue, so no task is stranded.
+        if self.alive < self.workers:
+            self.spawn()
+
+    def spawn(self) -> None:
+        with self.lock:
+            if self.alive >= self.workers or self.closed:
+                return
+            self.alive += 1
+            thread = threading.Thread(
+                target=self.work,
+                name=f"aioinfer:{self.name}:{self.serial}.{len(self.threads)}",
+                daemon=True,
+            )
+            self.threads.add(thread)
+        thread.start()
+
+    def work(self) -> None:
+        get = self.queue.get
+        empty = queue.Empty
+        try:
+            while True:
+                try:
+                    task = get(timeout=self.idle_timeout)
+                except empty:
+                    with self.lock:
+                        self.alive -= 1
+                        if self.queue.empty() or self.closed:
+                            return
+                        self.alive += 1
+                    continue
+                if task is _STOP:
+                    with self.lock:
+                        self.alive -= 1
+                    return
+                task.advance(self)
+                del task
+        finally:
+            with self.lock:
+                self.threads.discard(threading.current_thread())
+
+    def stop(self, join_timeout: float | None = None) -> None:
+        with self.lock:
+            self.closed = True
+            threads = list(self.threads)
+        for _ in threads:
+            self.queue.put(_STOP)
+        if join_timeout is None:
+            return
+        current = threading.current_thread()
+        for thread in threads:
+            if thread is not current:
+                thread.join(join_timeout)
+
 
 class Executor:
-    """A bounded set of workers for one device (or the host)."""
+    """A bounded set of worker threads for one device (or the host)."""
 
-    def __init__(self, name: str, workers: int = 1) -> None:
-        if workers < 1:
-            raise ValueError(f"executor {name!r}: workers must be >= 1, got {workers}")
+    _ids = itertools.count()
+
+    def __init__(self, name: str, workers: int = 1, *, idle_timeout: float = 2.0) -> None:
+        if not isinstance(workers, int) or workers < 1:
+            raise ValueError(f"executor {name!r}: workers must be an integer >= 1, got {workers!r}")
         self.name = name
-        self._workers = workers
-        self._limiters: dict[Any, anyio.CapacityLimiter] = {}
-        self._lock = threading.Lock()
+        self._pool = _Pool(name, workers, next(Executor._ids))
+        self._pool.idle_timeout = idle_timeout
+        # Stop the workers when the executor is dropped (e.g. with its CompiledModel).
+        self._finalizer = weakref.finalize(self, self._pool.stop)
 
     @property
     def workers(self) -> int:
-        return self._workers
+        """The maximum number of worker threads (one per stream)."""
+        return self._pool.workers
 
+    @property
+    def alive(self) -> int:
+        """Worker threads running right now."""
+        return self._pool.alive
+
+    @property
+    def idle_timeout(self) -> float:
+        """Seconds a worker waits for work before it exits (it is restarted on demand)."""
+        return self._pool.idle_timeout
+
+    # -- running -------------------------------------------------------------------------------
     def run_sync(self, fn: Callable[[], T]) -> T:
         """Run ``fn`` on the calling thread."""
         return fn()
 
     async def run(self, fn: Callable[[], T]) -> T:
-        """Run ``fn`` on one of this executor's workers and await its result."""
-        return await anyio.to_thread.run_sync(fn, limiter=self._limiter())
+        """Run ``fn`` on one of this executor's workers and await its result.
 
-    def _limiter(self) -> anyio.CapacityLimiter:
-        # A limiter belongs to one event loop; keep one per running loop.
-        token = anyio.lowlevel.current_token()
-        with self._lock:
-            limiter = self._limiters.get(token)
-            if limiter is None:
-                if len(self._limiters) > 16:
-                    self._limiters.clear()
-                limiter = self._limiters[token] = anyio.CapacityLimiter(self._workers)
-            return limiter
+        Never blocks the event loop. If the awaiting task is cancelled, ``fn`` still runs to its
+        end (it is never abandoned) and the cancellation is re-raised after it has finished.
+        """
+        from .completion import await_task
+
+        call = _Call(fn, _noop)
+        pool = self._pool
+
+        def start(notify: Callable[[], None]) -> None:
+            call.notify = notify
+            pool.submit(call)
+
+        await await_task(start)
+        if call.error is not None:
+            raise call.error
+        return call.value  # type: ignore[no-any-return]
+
+    def submit(self, task: Task) -> None:
+        """Queue ``task``; a worker will call ``task.advance(pool)``."""
+        self._pool.submit(task)
+
+    # -- lifetime ------------------------------------------------------------------------------
+    def close(self, timeout: float | None = 5.0) -> None:
+        """Stop the workers once the queued tasks are done and join them (up to ``timeout``).
+
+        A closed executor refuses new work with :class:`~aioinfer.errors.RequestError`.
+        """
+        self._pool.stop(timeout)
 
     def __repr__(self) -> str:
-        return f"<Executor {self.name!r} workers={self._workers}>"
+        pool = self._pool
+        state = "closed" if pool.closed else f"alive={pool.alive}"
+        return f"<Executor {self.name!r} workers={pool.workers} {state}>"
+
+
+def _noop() -> None:
+    pass
 
 
 HOST = Executor("host", workers=4)
 """Executor for host-side stages (input conversion, output collection)."""
+
+WAIT = Executor("wait", workers=16)
+"""Executor for stages that only wait (on another device, a file, a notification), so that
+waiting never holds a compute worker."""

@@ -1,23 +1,27 @@
-"""InferRequest: the public request, running a plugin's stages inline or awaited.
+"""InferRequest: the public request, running a plugin's stages inline or on executors.
 
 ``infer()`` runs the stages on the calling thread (it is safe inside a running event loop, as
-in a Jupyter cell). ``await infer_async()`` runs the same stages on their executors' workers,
-so the loop thread never runs a kernel, copy or conversion. A request serves one inference at
-a time; using a busy request raises :class:`~aioinfer.errors.RequestBusyError`.
+in a Jupyter cell). ``await infer_async()`` runs the same stages on their executors' workers
+(see :mod:`.pipeline`), so the loop thread never runs a kernel, copy or conversion. Callers
+without a loop use ``start_async()`` with ``wait()``, ``wait_for()`` or ``set_callback()``.
+A request serves one inference at a time; using a busy request raises
+:class:`~aioinfer.errors.RequestBusyError`.
 """
 
 from __future__ import annotations
 
+import functools
 import threading
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ..errors import RequestBusyError
+from ..errors import RequestBusyError, RequestError
 from ..model import Port, _pick
-from .executors import HOST
+from .completion import await_task
 from .io import arrange_inputs, check_input
+from .pipeline import PipelineRun, _timed
 from .results import Results
 
 if TYPE_CHECKING:
@@ -32,8 +36,13 @@ class InferRequest:
         self._sync = sync
         self._stages: list[Stage] = sync.stages()
         self._busy = threading.Lock()
-        self._pending: Any = None  # inputs given to the current call, checked in a stage
         self._results: Results | None = None
+        self._current: PipelineRun | None = None  # the async run in progress
+        self._last: PipelineRun | None = None  # the last start_async run, for wait()
+        self._callback: Callable[[InferRequest, Any], None] | None = None
+        self._callback_userdata: Any = None
+        self._profile = _perf_count(compiled)
+        self._timings: list[dict[str, Any]] = []
 
     # -- ports and tensors -------------------------------------------------------------------
     @property
@@ -77,45 +86,155 @@ class InferRequest:
             return self._sync.inputs[_pick(self.inputs, name, "input").index]
         return self.results[name]
 
-    # -- running -------------------------------------------------------------------------------
+    # -- running inline --------------------------------------------------------------------------
     def infer(self, inputs: Any = None) -> Results:
-        """Run one inference on the calling thread and return its results."""
-        self._acquire()
-        try:
-            self._pending = inputs
-            self._prepare()
-            for stage in self._stages:
-                stage.fn()
-            return self._finish()
-        finally:
-            self._release()
+        """Run one inference on the calling thread and return its results.
 
-    async def infer_async(self, inputs: Any = None) -> Results:
-        """Run one inference with every stage on its executor; await the results.
-
-        Cancelling the awaiting task waits for the running stage to stop, drops its results
-        and leaves the request reusable.
+        Works anywhere, also inside a running event loop (a Jupyter cell): it never touches a
+        loop. Raises :class:`~aioinfer.errors.RequestBusyError` while the request is running.
         """
         self._acquire()
         try:
-            self._pending = inputs
-            await HOST.run(self._prepare)
-            for stage in self._stages:
-                await stage.executor.run(stage.fn)
+            self._prepare(inputs)
+            if self._profile:
+                self._timings = [_timed(stage) for stage in self._stages]
+            else:
+                for stage in self._stages:
+                    stage.fn()
             return self._finish()
         finally:
-            self._release()
+            self._busy.release()
+
+    # -- running on executors ---------------------------------------------------------------------
+    async def infer_async(self, inputs: Any = None) -> Results:
+        """Run one inference with every stage on its executor; await the results.
+
+        Never blocks the event loop (asyncio, uvloop or trio). Cancelling the awaiting task
+        stops the run before its next stage, waits for the running stage to finish, drops the
+        results and re-raises the cancellation; the request is reusable at once.
+        """
+        run = self._begin(inputs)
+        try:
+            await await_task(run.start, run.cancel)
+        except BaseException:
+            if run.notify is None:  # never started: release here
+                self._busy.release()
+            raise
+        if run.error is not None:
+            raise run.error
+        assert run.results is not None
+        return run.results
+
+    def start_async(self, inputs: Any = None, userdata: Any = None) -> None:
+        """Start one inference on the executors and return at once (for code without a loop).
+
+        Follow it with :meth:`wait`, :meth:`wait_for`, or a callback (:meth:`set_callback`).
+        """
+        run = self._begin(inputs)
+        run.event = threading.Event()
+        run.userdata = userdata
+        self._last = run
+        try:
+            run.start(functools.partial(self._end_threaded, run))
+        except BaseException:
+            self._busy.release()
+            raise
+
+    def wait(self) -> Results:
+        """Block until the inference started by :meth:`start_async` ends; return its results.
+
+        Re-raises the inference's error (:class:`~aioinfer.errors.RequestCancelledError` if it
+        was cancelled).
+        """
+        run = self._last_started()
+        run.event.wait()
+        return self._outcome(run)
+
+    def wait_for(self, timeout: float) -> bool:
+        """Wait up to ``timeout`` seconds; ``True`` if the inference has ended (then
+        :meth:`wait` returns at once)."""
+        return bool(self._last_started().event.wait(timeout))
+
+    def set_callback(self, callback: Callable[[InferRequest, Any], None] | None,
+                     userdata: Any = None) -> None:
+        """Call ``callback(request, userdata)`` on a worker thread after each ``start_async``.
+
+        The request is already free when it is called (the callback may start it again, or
+        feed its results to another request); ``request.error`` tells a failed or cancelled
+        run from a good one. ``userdata`` given to ``start_async`` takes precedence.
+        """
+        self._callback = callback
+        self._callback_userdata = userdata
+
+    def cancel(self) -> None:
+        """Stop the running inference before its next stage (for callers without a loop).
+
+        Its results are dropped; ``wait()`` and an awaiting ``infer_async`` raise
+        :class:`~aioinfer.errors.RequestCancelledError`. Does nothing if the request is idle.
+        """
+        run = self._current
+        if run is not None:
+            run.cancel()
+
+    @property
+    def error(self) -> BaseException | None:
+        """The error of the last ``start_async`` run, ``None`` if it succeeded."""
+        return self._last.error if self._last is not None else None
+
+    @property
+    def busy(self) -> bool:
+        """Whether an inference is running."""
+        return self._busy.locked()
+
+    def _begin(self, inputs: Any) -> PipelineRun:
+        self._acquire()
+        if not self._stages:
+            self._busy.release()
+            raise RequestError(f"{self._compiled.device}: the request has no stages")
+        run = PipelineRun(self, self._stages, inputs)
+        if self._profile:
+            run.timings = []
+        self._current = run
+        return run
+
+    def _complete(self, run: PipelineRun) -> None:
+        """Called on the worker that ends ``run``: free the request, then report."""
+        if run.timings is not None:
+            self._timings = run.timings
+        self._current = None
+        notify = run.notify
+        self._busy.release()
+        assert notify is not None
+        notify()
+
+    def _end_threaded(self, run: PipelineRun) -> None:
+        callback = self._callback
+        if callback is not None:
+            userdata = run.userdata if run.userdata is not None else self._callback_userdata
+            try:
+                callback(self, userdata)
+            except BaseException as exc:  # a failing callback must not kill the worker
+                if run.error is None:
+                    run.error = exc
+        run.event.set()
+
+    def _last_started(self) -> PipelineRun:
+        run = self._last
+        if run is None:
+            raise RequestError("wait(): start_async() has not been called on this request")
+        return run
+
+    def _outcome(self, run: PipelineRun) -> Results:
+        if run.error is not None:
+            raise run.error
+        assert run.results is not None
+        return run.results
 
     def _acquire(self) -> None:
         if not self._busy.acquire(blocking=False):
             raise RequestBusyError("the infer request is busy: wait for it or create another")
 
-    def _release(self) -> None:
-        self._pending = None
-        self._busy.release()
-
-    def _prepare(self) -> None:
-        inputs = self._pending
+    def _prepare(self, inputs: Any) -> None:
         if inputs is None:
             missing = [p.name for p in self.inputs if self._sync.inputs[p.index] is None]
             if missing:
@@ -137,9 +256,23 @@ class InferRequest:
 
     @property
     def profiling_info(self) -> list[dict[str, Any]]:
-        """Per-node / per-stage timings of the last inference (with PERF_COUNT on)."""
-        return self._sync.profiling_info()
+        """Per-node and per-stage timings of the last inference (empty unless PERF_COUNT is on).
+
+        Each entry has ``node_name``, ``node_type`` (``"Stage"`` for a pipeline stage),
+        ``status``, ``real_time`` and ``cpu_time`` (seconds) and ``exec_type`` (the kernel, or
+        the executor a stage ran on).
+        """
+        if not self._profile:
+            return []
+        return [*self._sync.profiling_info(), *self._timings]
 
     def __repr__(self) -> str:
         state = "busy" if self._busy.locked() else "idle"
         return f"<InferRequest {self._compiled.model.name!r} on {self._compiled.device} {state}>"
+
+
+def _perf_count(compiled: CompiledModel) -> bool:
+    try:
+        return bool(compiled.get_property("PERF_COUNT"))
+    except Exception:  # a plugin without the property does not profile
+        return False
