@@ -98,7 +98,7 @@ def check_input(port: Port, value: Any) -> Any:
                 input_name=port.name,
             ) from exc
     if expected is not None and array.dtype != expected:
-        if not (expected == object and array.dtype.kind in "US"):
+        if not (np.dtype(expected).kind == "O" and array.dtype.kind in "US"):
             raise InputTypeError(
                 f"input {port.name!r}: element type {_dtype_name(array.dtype)} given, the model "
                 f"expects {_dtype_name(expected)}",
@@ -118,7 +118,7 @@ def _check_shape(port: Port, shape: tuple[int, ...]) -> None:
             f"expects rank {len(port.shape)} {_shape_text(port.shape)}",
             input_name=port.name,
         )
-    for axis, (got, want) in enumerate(zip(shape, port.shape)):
+    for axis, (got, want) in enumerate(zip(shape, port.shape, strict=True)):
         if isinstance(want, int) and want != got:
             raise InputShapeError(
                 f"input {port.name!r}: dimension {axis} is {got} (shape {list(shape)}), the model "
@@ -132,4 +132,6 @@ def _shape_text(shape: Sequence[Any]) -> str:
 
 
 def _dtype_name(dtype: Any) -> str:
-    return "string" if dtype == object else str(np.dtype(dtype).name) if dtype is not None else "?"
+    if dtype is None:
+        return "?"
+    return "string" if np.dtype(dtype).kind == "O" else str(np.dtype(dtype).name)

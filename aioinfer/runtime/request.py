@@ -73,7 +73,7 @@ class InferRequest:
 
     def set_input_tensors(self, inputs: Any) -> None:
         """Set several inputs at once (dict, list or one array)."""
-        for port, value in zip(self.inputs, arrange_inputs(self.inputs, inputs)):
+        for port, value in zip(self.inputs, arrange_inputs(self.inputs, inputs), strict=True):
             self._sync.inputs[port.index] = check_input(port, value)
 
     def get_tensor(self, key: str | int | Port) -> Any:
@@ -244,7 +244,7 @@ class InferRequest:
                                         input_name=missing[0])
             return
         values = arrange_inputs(self.inputs, inputs)
-        self._sync.inputs[:] = [check_input(p, v) for p, v in zip(self.inputs, values)]
+        self._sync.inputs[:] = [check_input(p, v) for p, v in zip(self.inputs, values, strict=True)]
 
     def _finish(self) -> Results:
         outputs = self._sync.outputs

@@ -40,6 +40,6 @@ class Results(Mapping[str, Any]):
     def __repr__(self) -> str:
         parts = ", ".join(
             f"{n!r}: {getattr(v, 'dtype', type(v).__name__)}{list(getattr(v, 'shape', []))}"
-            for n, v in zip(self._names, self._values)
+            for n, v in zip(self._names, self._values, strict=True)
         )
         return f"Results({{{parts}}})"
