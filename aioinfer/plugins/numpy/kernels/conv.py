@@ -20,6 +20,7 @@ from ._window import (
     spatial_defaults,
     windows,
 )
+from .linalg import requantize
 
 
 def conv_nd(
@@ -108,10 +109,4 @@ def qlinear_conv(x, x_scale, x_zero_point, w, w_scale, w_zero_point, y_scale, y_
     w_scale = np.asarray(w_scale)
     if w_scale.size > 1:
         w_scale = w_scale.reshape(-1, *([1] * (x.ndim - 2)))
-    acc *= x_scale * w_scale / y_scale
-    np.rint(acc, out=acc)
-    out_type = x.dtype if y_zero_point is None else y_zero_point.dtype
-    if y_zero_point is not None:
-        acc += y_zero_point
-    info = np.iinfo(out_type)
-    return np.clip(acc, info.min, info.max).astype(out_type)
+    return requantize(acc, x_scale * w_scale / y_scale, y_zero_point, x.dtype)
