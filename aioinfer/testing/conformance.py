@@ -63,10 +63,23 @@ def assert_similar(expected: Any, actual: Any, rtol: float, atol: float) -> None
             np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol)
 
 
+def as_numpy(value: Any) -> Any:
+    """A case's value as the backend sees it: onnx stores exotic-typed data (float8, int4,
+    bfloat16, ...) as ``TensorProto``, which its own runner reads back with
+    ``numpy_helper.to_array``; lists (sequences) are converted element by element."""
+    if isinstance(value, onnx.TensorProto):
+        return onnx.numpy_helper.to_array(value)
+    if isinstance(value, list):
+        return [as_numpy(v) for v in value]
+    return value
+
+
 def check_case(case: Any, run: Runner) -> None:
     """Run every data set of ``case`` through ``run`` and compare with the expected outputs."""
     model = case.model
     for inputs, expected in case.data_sets:
+        inputs = [as_numpy(v) for v in inputs]
+        expected = [as_numpy(v) for v in expected]
         actual = run(model, inputs)
         assert len(actual) == len(expected), f"{len(actual)} outputs, expected {len(expected)}"
         for e, a in zip(expected, actual):
