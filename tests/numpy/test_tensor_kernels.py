@@ -189,3 +189,18 @@ def test_scan_reverse_directions_and_output_axis():
     inputs = {"init": np.zeros(4, np.float32),
               "xs": rng.standard_normal((4, 3)).astype(np.float32)}
     assert_matches_ort(make_model([node], inputs, ["final", "ys"]), inputs)
+
+
+def test_constant_sparse_value_and_value_forms():
+    from onnx import numpy_helper
+
+    sparse = helper.make_sparse_tensor(
+        numpy_helper.from_array(np.array([5, 7], np.float32), "v"),
+        numpy_helper.from_array(np.array([[0, 2], [1, 0]], I64), "i"), [2, 3],
+    )
+    nodes = [helper.make_node("Constant", [], ["s"], sparse_value=sparse),
+             helper.make_node("Constant", [], ["f"], value_floats=[1.5, 2.5]),
+             helper.make_node("Constant", [], ["i"], value_int=3)]
+    s, f, i = run_ours(make_model(nodes, {}, ["s", "f", "i"]), {})
+    np.testing.assert_array_equal(s, [[0, 0, 5], [7, 0, 0]])
+    assert f.dtype == np.float32 and i.dtype == np.int64 and i.shape == ()

@@ -48,6 +48,18 @@ def compile_graph(
     return compiler.compile(graph, list(captured), compiler.opsets, types)
 
 
+def sparse_to_dense(sparse: onnx.SparseTensorProto) -> np.ndarray:
+    """A dense array from a SparseTensorProto (linear or coordinate indices)."""
+    values = numpy_helper.to_array(sparse.values)
+    indices = numpy_helper.to_array(sparse.indices).astype(np.int64)
+    shape = tuple(sparse.dims)
+    dense = np.zeros(int(np.prod(shape, dtype=np.int64)), dtype=values.dtype)
+    if indices.ndim == 2:  # [nnz, rank] coordinates
+        indices = np.ravel_multi_index(tuple(indices.T), shape)
+    dense[indices] = values
+    return dense.reshape(shape)
+
+
 def graph_free_names(graph: onnx.GraphProto) -> list[str]:
     """Names a graph reads but does not define itself (its outer-scope references)."""
     defined = {i.name for i in graph.input} | {t.name for t in graph.initializer}
@@ -104,7 +116,7 @@ class _Compiler:
 
         initializers = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
         for sp in graph.sparse_initializer:
-            initializers[sp.values.name] = numpy_helper.to_array(sp)
+            initializers[sp.values.name] = sparse_to_dense(sp)
         input_names = [i.name for i in graph.input if i.name not in initializers]
         input_slots = [slot(n) for n in input_names] + [slot(n) for n in captured]
         for name, value in initializers.items():
@@ -232,7 +244,7 @@ class _Compiler:
         if kind == onnx.AttributeProto.TENSORS:
             return [numpy_helper.to_array(t) for t in attr.tensors]
         if kind == onnx.AttributeProto.SPARSE_TENSOR:
-            return numpy_helper.to_array(attr.sparse_tensor)
+            return sparse_to_dense(attr.sparse_tensor)
         if kind == onnx.AttributeProto.STRING:
             return attr.s.decode("utf-8")
         if kind == onnx.AttributeProto.STRINGS:
