@@ -10,6 +10,7 @@ from . import errors, properties
 from .core import Core
 from .model import Model, Port
 from .plugins.base import CompiledModel, Plugin, Stage, SyncInferRequest
+from .runtime.infer_queue import AsyncInferQueue
 from .runtime.request import InferRequest
 from .runtime.results import Results
 
@@ -21,6 +22,7 @@ __all__ = [
     "Port",
     "CompiledModel",
     "InferRequest",
+    "AsyncInferQueue",
     "Results",
     "Plugin",
     "Stage",

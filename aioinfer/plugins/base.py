@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import queue
 from abc import ABC, abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -112,6 +112,34 @@ class CompiledModel(ABC):
             return request.infer(inputs)
         finally:
             self._pool.put(request)
+
+    async def infer_async(self, inputs: Any = None) -> Results:
+        """Infer once without blocking the event loop (asyncio, uvloop or trio).
+
+        Takes a request from the same pool as ``__call__``, so any number of tasks may await
+        this at once; a cancelled call returns its request to the pool, reusable.
+        """
+        try:
+            request = self._pool.get_nowait()
+        except queue.Empty:
+            request = self.create_infer_request()
+        try:
+            return await request.infer_async(inputs)
+        finally:
+            self._pool.put(request)
+
+    def stream(
+        self, source: AsyncIterable[Any], *, ordered: bool = True, max_in_flight: int = 0
+    ) -> AsyncIterator[Results]:
+        """An async generator of results for each input of the async iterable ``source``.
+
+        At most ``max_in_flight`` inferences run at once (0: OPTIMAL_NUMBER_OF_INFER_REQUESTS);
+        the source is pulled only when a request is free (backpressure). Results come in input
+        order unless ``ordered=False``. See :func:`aioinfer.runtime.streaming.stream`.
+        """
+        from ..runtime.streaming import stream
+
+        return stream(self, source, ordered=ordered, max_in_flight=max_in_flight)
 
     def get_property(self, key: str) -> Any:
         return self.properties.get(key)

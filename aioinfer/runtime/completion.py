@@ -104,6 +104,20 @@ class _AsyncioWaiter:
             self.future.set_result(None)
 
 
+def current_port() -> _Port:
+    """The completion port of the running event loop (asyncio, uvloop or trio).
+
+    Post an object with a ``deliver()`` method from any thread; ``deliver`` runs on the loop.
+    """
+    loop = _get_running_loop()
+    library = _sniffio_thread.name or _sniffio_cvar.get()
+    if loop is not None and (library is None or library == "asyncio"):
+        return _asyncio_port(loop)
+    import trio
+
+    return _trio_port(trio.lowlevel.current_trio_token())
+
+
 async def await_task(start: Start, on_cancel: Callable[[], None] | None = None) -> None:
     """Call ``start(notify)`` and wait, without blocking the loop, until ``notify()`` is called.
 

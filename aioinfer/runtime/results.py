@@ -11,9 +11,11 @@ from ..model import Port
 class Results(Mapping[str, Any]):
     """Output name -> ``numpy.ndarray``; ``results[0]`` and ``results[port]`` work too."""
 
-    __slots__ = ("_names", "_values", "_index")
+    __slots__ = ("_names", "_values", "_index", "userdata")
 
-    def __init__(self, names: Sequence[str], values: Sequence[Any]) -> None:
+    def __init__(self, names: Sequence[str], values: Sequence[Any], userdata: Any = None) -> None:
+        self.userdata = userdata
+        """What was passed with the inputs (``AsyncInferQueue.submit(inputs, userdata)``)."""
         self._names = list(names)
         self._values = list(values)
         self._index = {n: k for k, n in enumerate(self._names)}

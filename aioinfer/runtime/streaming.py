@@ -1,0 +1,45 @@
+"""Streaming inference: an async generator over an async source, with backpressure.
+
+``compiled.stream(source)`` pulls inputs from ``source`` (an async iterable), keeps at most
+``max_in_flight`` inferences running, and yields their results, in input order unless
+``ordered=False``. The source is only pulled when a request is free, so a fast source is slowed
+to the model's pace instead of queueing without bound.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterable, AsyncIterator
+from typing import TYPE_CHECKING, Any
+
+from .infer_queue import AsyncInferQueue
+
+if TYPE_CHECKING:
+    from ..plugins.base import CompiledModel
+    from .results import Results
+
+
+async def stream(
+    compiled: CompiledModel,
+    source: AsyncIterable[Any],
+    *,
+    ordered: bool = True,
+    max_in_flight: int = 0,
+) -> AsyncIterator[Results]:
+    """Yield the results of ``compiled`` for each input of ``source``.
+
+    ``max_in_flight=0`` takes ``OPTIMAL_NUMBER_OF_INFER_REQUESTS``. Results that are ready are
+    yielded before the next input is pulled; when the source ends, the rest follow. A failed
+    inference raises its error (with ``.inputs``) at its place in the output. Leaving the loop
+    early cancels the inferences still running.
+    """
+    queue = AsyncInferQueue(compiled, jobs=max_in_flight, ordered=ordered)
+    try:
+        async for inputs in source:
+            for results in queue.ready_nowait():
+                yield results
+            await queue.submit(inputs)  # waits for a free request: the backpressure
+        async for results in queue:
+            yield results
+    finally:
+        if queue.in_flight:
+            queue.cancel_all()

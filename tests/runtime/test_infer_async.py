@@ -1,0 +1,151 @@
+"""await request.infer_async on asyncio, uvloop and trio: results, errors, cancellation."""
+
+from __future__ import annotations
+
+import threading
+
+import anyio
+import numpy as np
+import pytest
+
+import aioinfer
+from aioinfer.errors import InputShapeError, RequestBusyError
+
+from .models import LoopLag, add_model, matmul_chain, matmul_chain_reference, wait_busy
+
+pytestmark = pytest.mark.anyio
+
+
+@pytest.fixture(scope="module")
+def add_compiled() -> aioinfer.CompiledModel:
+    return aioinfer.Core().compile_model(add_model(), "NUMPY")
+
+
+@pytest.fixture(scope="module")
+def slow_compiled() -> aioinfer.CompiledModel:
+    return aioinfer.Core().compile_model(matmul_chain(), "NUMPY")
+
+
+def _pair(k: float) -> list[np.ndarray]:
+    return [np.full((1, 16), k, np.float32), np.arange(16, dtype=np.float32)[None]]
+
+
+async def test_results_match_and_run_off_the_loop(add_compiled):
+    request = add_compiled.create_infer_request()
+    seen: list[str] = []
+    loop_thread = threading.current_thread().name
+    results = await request.infer_async(_pair(2.0))
+    np.testing.assert_array_equal(results["y"], 2.0 + np.arange(16, dtype=np.float32)[None])
+    assert request.results is results and not request.busy
+    # the stage ran on a named worker thread, not on the loop's thread
+    sync = request._sync
+    original = sync.stages()[0].fn
+    request._stages = [type(request._stages[0])(
+        "probe", request._stages[0].executor,
+        lambda: (seen.append(threading.current_thread().name), original())[1])]
+    await request.infer_async(_pair(1.0))
+    assert seen and seen[0] != loop_thread and seen[0].startswith("aioinfer:")
+
+
+async def test_many_concurrent_requests_get_their_own_results(add_compiled):
+    requests = [add_compiled.create_infer_request() for _ in range(16)]
+    got: dict[int, float] = {}
+
+    async def one(k: int) -> None:
+        for j in range(20):
+            results = await requests[k].infer_async(_pair(float(k * 100 + j)))
+            assert results["y"][0, 0] == k * 100 + j
+        got[k] = float(results["y"][0, 1])
+
+    async with anyio.create_task_group() as tg:
+        for k in range(16):
+            tg.start_soon(one, k)
+    assert got == {k: k * 100 + 19 + 1.0 for k in range(16)}
+
+
+async def test_input_error_is_typed_and_request_stays_usable(add_compiled):
+    request = add_compiled.create_infer_request()
+    with pytest.raises(InputShapeError) as info:
+        await request.infer_async([np.zeros((2, 16), np.float32)] * 2)
+    assert info.value.input_name == "a"
+    assert not request.busy
+    assert (await request.infer_async(_pair(1.0)))["y"][0, 0] == 1.0
+
+
+async def test_busy_request_raises(slow_compiled):
+    request = slow_compiled.create_infer_request()
+    x = np.ones((128, 128), np.float32)
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(request.infer_async, x)
+        await wait_busy(request)
+        with pytest.raises(RequestBusyError):
+            await request.infer_async(x)
+        with pytest.raises(RequestBusyError):
+            request.infer(x)
+    assert not request.busy
+
+
+async def test_cancelled_await_leaves_request_reusable(slow_compiled):
+    request = slow_compiled.create_infer_request()
+    x = np.random.default_rng(1).standard_normal((128, 128)).astype(np.float32)
+    for delay in (0.0, 0.0005, 0.002, 0.01):
+        with anyio.move_on_after(delay) as scope:
+            await request.infer_async(x)
+        # the await returned only once the stage had stopped: the request is free at once
+        assert not request.busy, delay
+        assert scope.cancelled_caught or delay > 0
+    results = await request.infer_async(x)
+    np.testing.assert_allclose(results[0], matmul_chain_reference(x), rtol=1e-4, atol=1e-4)
+
+
+async def test_cancel_from_outside_raises_request_cancelled(slow_compiled):
+    from aioinfer.errors import RequestCancelledError
+
+    request = slow_compiled.create_infer_request()
+    x = np.ones((128, 128), np.float32)
+    request._stages = request._stages * 3  # several stage boundaries to stop at
+    outcome: list[BaseException] = []
+
+    async def runner() -> None:
+        try:
+            await request.infer_async(x)
+        except RequestCancelledError as exc:
+            outcome.append(exc)
+
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(runner)
+        await wait_busy(request)
+        request.cancel()
+    assert len(outcome) == 1 and not request.busy
+
+
+async def test_loop_is_not_blocked_while_inferring(slow_compiled):
+    # each inference takes several ms of BLAS work; run inline it would stall the ticker
+    request = slow_compiled.create_infer_request()
+    x = np.ones((128, 128), np.float32)
+    lag = LoopLag()
+    async with anyio.create_task_group() as tg:
+        tg.start_soon(lag.run)
+        for _ in range(15):
+            await request.infer_async(x)
+        lag.stop()
+    assert len(lag.delays) > 5
+    assert lag.worst < 0.05, f"the loop stalled for {lag.worst * 1e3:.1f} ms"
+
+
+async def test_sync_infer_inside_running_loop(add_compiled):
+    # a Jupyter cell calls infer() with a loop running on this thread: no deadlock
+    results = add_compiled.create_infer_request().infer(_pair(3.0))
+    assert results["y"][0, 0] == 3.0
+    assert add_compiled(_pair(4.0))["y"][0, 0] == 4.0
+
+
+async def test_executor_run_returns_value_and_error():
+    from aioinfer.runtime.executors import Executor
+
+    executor = Executor("probe", workers=2)
+    assert await executor.run(lambda: threading.current_thread().name) != \
+        threading.current_thread().name
+    with pytest.raises(ZeroDivisionError):
+        await executor.run(lambda: 1 / 0)
+    executor.close()
