@@ -65,7 +65,8 @@ def _l2(x: np.ndarray, axes: Axes, keepdims: bool) -> np.ndarray:
 
 
 def _log_sum(x: np.ndarray, axes: Axes, keepdims: bool) -> np.ndarray:
-    return np.log(_sum(x, axes, keepdims))
+    with np.errstate(divide="ignore"):  # log(0) = -inf is the defined empty-set result
+        return np.log(_sum(x, axes, keepdims))
 
 
 def _log_sum_exp(x: np.ndarray, axes: Axes, keepdims: bool) -> np.ndarray:
@@ -73,7 +74,8 @@ def _log_sum_exp(x: np.ndarray, axes: Axes, keepdims: bool) -> np.ndarray:
     m = np.max(x, axis=axes, keepdims=True, initial=-np.inf)
     m = np.where(np.isfinite(m), m, 0).astype(x.dtype, copy=False)
     s = _sum(np.exp(x - m), axes, keepdims=True)
-    out = np.log(s) + m
+    with np.errstate(divide="ignore"):
+        out = np.log(s) + m
     return out if keepdims else np.squeeze(out, axis=axes)
 
 
