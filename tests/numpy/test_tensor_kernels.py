@@ -204,3 +204,23 @@ def test_constant_sparse_value_and_value_forms():
     s, f, i = run_ours(make_model(nodes, {}, ["s", "f", "i"]), {})
     np.testing.assert_array_equal(s, [[0, 0, 5], [7, 0, 0]])
     assert f.dtype == np.float32 and i.dtype == np.int64 and i.shape == ()
+
+
+def test_scan8_sequence_lens_per_batch():
+    body = helper.make_graph(
+        [helper.make_node("Add", ["s", "x"], ["s2"]),
+         helper.make_node("Add", ["s2", "s2"], ["y"])],
+        "body",
+        [helper.make_tensor_value_info("s", TensorProto.FLOAT, [2]),
+         helper.make_tensor_value_info("x", TensorProto.FLOAT, [2])],
+        [helper.make_tensor_value_info("s2", TensorProto.FLOAT, [2]),
+         helper.make_tensor_value_info("y", TensorProto.FLOAT, [2])],
+    )
+    node = helper.make_node("Scan", ["lens", "init", "xs"], ["final", "ys"], body=body,
+                            num_scan_inputs=1, directions=[1])
+    inputs = {"lens": np.array([3, 1], np.int32), "init": np.ones((2, 2), np.float32),
+              "xs": rng.standard_normal((2, 3, 2)).astype(np.float32)}
+    final, ys = run_ours(make_model([node], inputs, ["final", "ys"], opset=8), inputs)
+    np.testing.assert_allclose(final[1], 1 + inputs["xs"][1, 0], rtol=1e-6)
+    np.testing.assert_allclose(final[0], 1 + inputs["xs"][0].sum(0), rtol=1e-6)
+    assert ys.shape == (2, 3, 2) and not ys[1, 1:].any()

@@ -75,6 +75,9 @@ def _scan(
             acc.append(value)
     stacked = []
     for acc, axis, direction in zip(outputs, out_axes, out_dirs, strict=True):
+        if not acc:
+            stacked.append(_stack(acc))
+            continue
         if direction:
             acc = acc[::-1]
         stacked.append(np.stack(acc, axis=axis % (acc[0].ndim + 1)))
@@ -98,7 +101,18 @@ def scan_8(sequence_lens, *args, body, num_scan_inputs, directions=None):
             [0] * len(scans), dirs, [0] * (n_out - n_state), [0] * (n_out - n_state),
         )
         results.append(per)
-    return tuple(np.stack([r[k] for r in results]) for k in range(n_out))
+    steps = scans[0].shape[1] if scans else 0
+    return tuple(
+        np.stack([r[k] if k < n_state else _pad_time(r[k], steps) for r in results])
+        for k in range(n_out)
+    )
+
+
+def _pad_time(x: np.ndarray, steps: int) -> np.ndarray:
+    """Zero-fill a scan output of a batch entry shorter than the longest one."""
+    if x.shape[0] == steps:
+        return x
+    return np.concatenate([x, np.zeros((steps - x.shape[0], *x.shape[1:]), dtype=x.dtype)])
 
 
 @register("Scan", since=9)
