@@ -82,7 +82,10 @@ def tfidf_vectorizer(x, *, max_gram_length, max_skip_count, min_gram_length, mod
             hits.append((row * size + col)[col >= 0])
     flat = np.concatenate(hits) if hits else np.zeros(0, np.int64)
     tf = np.bincount(flat, minlength=n_rows * size).reshape(n_rows, size).astype(np.float32)
-    w = np.asarray(weights, np.float32) if weights else None
+    w = None
+    if weights:  # weights[i] belongs to the i-th n-gram of the pool (as onnxruntime reads it)
+        w = np.zeros(size, np.float32)
+        w[np.asarray(ngram_indexes)] = weights
     if mode == "IDF":
         out = (tf > 0).astype(np.float32) if w is None else np.where(tf > 0, w, np.float32(0))
     elif mode == "TFIDF":
