@@ -1,0 +1,1 @@
+"""Ready streaming pipelines built on aioinfer (frames in -> preprocess -> infer -> out)."""
