@@ -1,4 +1,4 @@
-"""``ai.onnx.ml`` tree ensembles: TreeEnsemble (ml opset 5) and TreeEnsembleRegressor.
+"""``ai.onnx.ml`` tree ensembles: TreeEnsemble (ml opset 5), TreeEnsembleRegressor/Classifier.
 
 All trees are flattened into one node table where leaves point to themselves. Prediction walks
 every (sample, tree) pair one level per step (a loop over the depth of the deepest tree), then
@@ -34,8 +34,10 @@ class Forest:
     members: np.ndarray  # [n_nodes, k] set members of MEMBER nodes, NaN-padded
     roots: np.ndarray
     depth: int
-    leaf_target: np.ndarray  # per node; leaves only
-    leaf_weight: np.ndarray
+    entry_start: np.ndarray  # per node: first of its (target, weight) entries
+    entry_count: np.ndarray  # per node: how many entries (0 for inner nodes)
+    entry_target: np.ndarray
+    entry_weight: np.ndarray
 
     def leaves(self, x: np.ndarray) -> np.ndarray:
         """The leaf index each (sample, tree) reaches: ``[N, n_trees]``."""
@@ -58,8 +60,17 @@ class Forest:
     def predict(self, x: np.ndarray, n_targets: int, aggregate: str) -> np.ndarray:
         leaves = self.leaves(x)
         n, n_trees = leaves.shape
-        flat = (np.arange(n)[:, None] * n_targets + self.leaf_target[leaves]).ravel()
-        w = self.leaf_weight[leaves].ravel()
+        reached = leaves.ravel()
+        rows = np.repeat(np.arange(n), n_trees)
+        count = self.entry_count[reached]
+        entry = self.entry_start[reached]
+        if not (count == 1).all():  # expand each reached leaf into its entries
+            ends = np.cumsum(count)
+            rows = np.repeat(rows, count)
+            entry = np.repeat(entry, count) + np.arange(ends[-1] if ends.size else 0) \
+                - np.repeat(ends - count, count)
+        flat = rows * n_targets + self.entry_target[entry]
+        w = self.entry_weight[entry]
         if aggregate in ("SUM", "AVERAGE"):
             out = np.bincount(flat, weights=w, minlength=n * n_targets)
             if aggregate == "AVERAGE":
@@ -125,10 +136,10 @@ def _forest_v5(a: dict) -> Forest:
         missing_true=np.concatenate([missing, np.zeros(n_leaves, bool)]),
         members=_members(mode, None if membership is None else np.asarray(membership).ravel()),
         roots=roots, depth=_depth(true_next, false_next, roots),
-        leaf_target=np.concatenate([np.zeros(n_nodes, np.int64),
-                                    np.asarray(a["leaf_targetids"], np.int64)]),
-        leaf_weight=np.concatenate([np.zeros(n_nodes),
-                                    np.asarray(a["leaf_weights"], np.float64).ravel()]),
+        entry_start=np.concatenate([np.zeros(n_nodes, np.int64), np.arange(n_leaves)]),
+        entry_count=np.concatenate([np.zeros(n_nodes, np.int64), np.ones(n_leaves, np.int64)]),
+        entry_target=np.asarray(a["leaf_targetids"], np.int64),
+        entry_weight=np.asarray(a["leaf_weights"], np.float64).ravel(),
     )
 
 
@@ -144,6 +155,6 @@ def tree_ensemble(
     forest = _memo((nodes_splits, leaf_weights, tree_roots, nodes_modes),
                    lambda: _forest_v5(attrs))
     agg = ["AVERAGE", "SUM", "MIN", "MAX"][aggregate_function]
-    n_out = n_targets if n_targets is not None else int(forest.leaf_target.max()) + 1
+    n_out = n_targets if n_targets is not None else int(forest.entry_target.max()) + 1
     scores = forest.predict(x, n_out, agg).astype(x.dtype)
     return post_transform_scores(scores, _TRANSFORMS[post_transform])
