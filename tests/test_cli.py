@@ -103,3 +103,19 @@ def test_run_prints_outputs_of_given_input(tmp_path: Path) -> None:
     top5 = np.argsort(-session.run(None, {"input": x})[0][0])[:5].tolist()
     assert "probabilities: float32[1, 1000]" in proc.stdout
     assert f"top-5 of row 0: {top5}" in proc.stdout
+
+
+def test_benchmark_model_file_with_dynamic_batch_needs_shape(tmp_path: Path) -> None:
+    proto = models.mlp(batch="N", sizes=(32, 64, 10))
+    del proto.metadata_props[:]  # a plain exported file: no example shapes recorded
+    path = tmp_path / "mlp.onnx"
+    path.write_bytes(proto.SerializeToString())
+    proc = aioinfer("benchmark", "-m", str(path), "-niter", "3", "--no-progress")
+    assert proc.returncode == 1
+    assert "'input' has a dynamic shape" in proc.stderr and "-shape" in proc.stderr
+    report_path = tmp_path / "report.json"
+    proc = aioinfer("benchmark", "-m", str(path), "-niter", "3", "-shape", "input[4,32]",
+                    "--json", str(report_path), "--no-progress")
+    assert proc.returncode == 0, proc.stderr
+    report = json.loads(report_path.read_text())
+    assert report["input_shapes"] == {"input": [4, 32]} and report["batch"] == 4
