@@ -214,3 +214,52 @@ def rotary_embedding(
     np.subtract(cos * x1, sin * x2, out=o1)
     np.add(sin * x1, cos * x2, out=o2)
     return out.reshape(x.shape)
+
+
+def _heads4(x: np.ndarray, heads: int, work: np.dtype) -> np.ndarray:
+    return _split_heads(np.asarray(x), heads).astype(work, copy=False)
+
+
+@register("LinearAttention", since=27)
+def linear_attention(
+    query, key, value, past_state=None, decay=None, beta=None, *, chunk_size=64,
+    kv_num_heads, q_num_heads, scale=0.0, update_rule="gated_delta",
+):
+    """Recurrent linear attention (linear / gated / delta / gated_delta) with GQA."""
+    query = np.asarray(query)
+    out_dtype = query.dtype
+    work = _work_dtype(out_dtype)
+    q = _heads4(query, q_num_heads, work)
+    k, v = _heads4(key, kv_num_heads, work), _heads4(value, kv_num_heads, work)
+    b, _, t, dk = q.shape
+    dv, group = v.shape[-1], q_num_heads // kv_num_heads
+    gates = None
+    if decay is not None:
+        decay = np.asarray(decay)
+        d_last = 1 if decay.shape[-1] == kv_num_heads else dk
+        gates = np.exp(decay.reshape(b, t, kv_num_heads, d_last).astype(work))
+    betas = None
+    if beta is not None:
+        beta = np.asarray(beta)
+        betas = beta.reshape(b, t, beta.shape[-1], 1).astype(work)
+    if past_state is not None:
+        state_dtype = np.asarray(past_state).dtype
+        state = np.array(past_state, dtype=work)
+    else:
+        state_dtype = out_dtype
+        state = np.zeros((b, kv_num_heads, dk, dv), work)
+    s = work.type(scale if scale else 1.0 / np.sqrt(dk))
+    qg = q.reshape(b, kv_num_heads, group, t, dk)
+    out = np.empty((b, kv_num_heads, group, t, dv), work)
+    for i in range(t):  # sequential recurrence over time steps
+        k_t, v_t = k[:, :, i], v[:, :, i]
+        if gates is not None:
+            state *= gates[:, i][..., None]
+        if betas is not None:
+            retrieved = np.matmul(k_t[:, :, None, :], state)[:, :, 0]
+            v_t = betas[:, i] * (v_t - retrieved)
+        state += k_t[..., :, None] * v_t[..., None, :]
+        np.matmul(qg[:, :, :, i], state, out=out[:, :, :, i])
+    out *= s
+    y = out.reshape(b, q_num_heads, t, dv).transpose(0, 2, 1, 3).reshape(b, t, -1)
+    return y.astype(out_dtype, copy=False), state.astype(state_dtype, copy=False)
