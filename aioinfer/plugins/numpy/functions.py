@@ -60,7 +60,13 @@ class FunctionExpander:
             names[formal] = actual
         for formal in fn.input[len(node.input):]:
             names[formal] = ""  # an absent optional input
+        passthrough = []  # formal outputs that are formal inputs: copied with an Identity
         for formal, actual in itertools.zip_longest(fn.output, node.output[: len(fn.output)]):
+            if formal in fn.input:
+                if actual:
+                    passthrough.append(onnx.helper.make_node(
+                        "Identity", [names[formal]], [actual], name=f"{prefix}{formal}"))
+                continue
             names[formal] = actual or prefix + formal
 
         def rename(name: str) -> str:
@@ -68,7 +74,8 @@ class FunctionExpander:
 
         attrs = dict(defaults)
         attrs.update({a.name: a for a in node.attribute})
-        return [_rewrite_node(b, rename, attrs, prefix, i) for i, b in enumerate(fn.node)]
+        body = [_rewrite_node(b, rename, attrs, prefix, i) for i, b in enumerate(fn.node)]
+        return body + passthrough
 
 
 def _body_opsets(fn: FunctionProto, opsets: Mapping[str, int]) -> dict[str, int]:
