@@ -17,6 +17,7 @@ from typing import Any
 import onnx
 from onnx.reference import ReferenceEvaluator
 from onnx.reference.op_run import OpRun, RuntimeContextError
+from onnx.reference.ops.op_optional import Optional as _ReferenceOptional
 from onnx.reference.ops.op_scatter_elements import ScatterElements
 
 # Each non-default domain that onnx.reference implements, with the module that loads its ops.
@@ -38,8 +39,20 @@ class Scatter(ScatterElements):
     op_domain = ""
 
 
-#: Operations this plugin adds to the reference evaluator's own.
-BUILTIN_OPS: tuple[type[OpRun], ...] = (Scatter,)
+class Optional(_ReferenceOptional):
+    """Optional-15 holding its input as is (``None`` when empty). onnx.reference's own
+    returns ``[x]``, so an optional that leaves the graph, or that OptionalGetElement
+    unwraps, comes out one list too deep, and an empty one reads as present."""
+
+    op_domain = ""
+
+    def _run(self, x=None, type=None):  # type: ignore[no-untyped-def,override]  # noqa: A002
+        (wrapped,) = super()._run(x, type=type)
+        return (wrapped[0],)
+
+
+#: Operations this plugin adds to, or fixes in, the reference evaluator's set.
+BUILTIN_OPS: tuple[type[OpRun], ...] = (Scatter, Optional)
 
 
 def op_key(cls: type[OpRun]) -> tuple[str, str]:
