@@ -57,8 +57,10 @@ def pad_spatial(x: np.ndarray, begin: Ints, end: Ints, value: float = 0) -> np.n
     """``x`` padded on its spatial axes (2..); ``x`` itself when there is nothing to pad."""
     if not any(begin) and not any(end):
         return x
-    widths = [(0, 0), (0, 0), *zip(begin, end, strict=True)]
-    return np.pad(x, widths, mode="constant", constant_values=value)
+    shape = (*x.shape[:2], *(n + b + e for n, b, e in zip(x.shape[2:], begin, end, strict=True)))
+    out = np.zeros(shape, dtype=x.dtype) if value == 0 else np.full(shape, value, dtype=x.dtype)
+    out[(..., *(slice(b, b + n) for b, n in zip(begin, x.shape[2:], strict=True)))] = x
+    return out
 
 
 def windows(

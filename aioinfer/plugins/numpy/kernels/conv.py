@@ -43,26 +43,89 @@ def conv_nd(
     n, c = x.shape[:2]
     m = w.shape[0]
     cg, mg = c // group, m // group
+    if all(s == 1 for s in strides) and (cg == 1 or any(k > 1 for k in kernel)):
+        runs = _FlatRuns(x, begin, end, out, kernel, dilations)
+        y = runs.depthwise(w, group) if cg == 1 and group > 1 else runs.gemm(w, group)
+        return runs.crop(y, b)
     if cg == 1 and group > 1:
         y = _depthwise(pad_spatial(x, begin, end), w, group, out, strides, dilations)
+    elif all(k == 1 for k in kernel) and not any(begin) and not any(end):
+        y = np.matmul(w.reshape(group, mg, cg), x.reshape(n, group, cg, -1))  # plain GEMM
     else:
-        p = int(np.prod(out))
-        pointwise = all(k == 1 for k in kernel) and all(s == 1 for s in strides)
-        if pointwise and not any(begin) and not any(end):
-            cols = x.reshape(n, group, cg, p)  # a plain GEMM, no im2col
-        else:
-            view = windows(pad_spatial(x, begin, end), out, kernel, strides, dilations, True)
-            cols = view.reshape(n, group, cg * int(np.prod(kernel)), p)
-        y = np.matmul(w.reshape(group, mg, -1), cols).reshape(n, m, *out)
+        view = windows(pad_spatial(x, begin, end), out, kernel, strides, dilations, True)
+        cols = view.reshape(n, group, cg * int(np.prod(kernel)), -1)
+        y = np.matmul(w.reshape(group, mg, -1), cols)
+    y = y.reshape(n, m, *out)
     if b is not None:
         y += b.reshape(-1, *([1] * n_sp))
     return y
 
 
+class _FlatRuns:
+    """Stride-1 convolution over the flattened padded image, without an im2col copy.
+
+    In the flattened padded image, kernel offset ``off`` reads a contiguous run that starts
+    ``sum(off * dilation * row_stride)`` elements in: a BLAS-ready (C, L) matrix with a row
+    stride. Outputs are computed over the full padded width, then the valid columns are kept.
+    """
+
+    def __init__(self, x: np.ndarray, begin: Ints, end: Ints, out: Ints, kernel: Ints,
+                 dilations: Ints) -> None:
+        xp = pad_spatial(x, begin, [end[0] + 1, *end[1:]])  # a spare row keeps runs in bounds
+        self.padded = xp.shape[2:]
+        row = [int(np.prod(self.padded[i + 1 :])) for i in range(len(self.padded))]
+        self.length = out[0] * row[0]
+        self.flat = xp.reshape(*xp.shape[:2], -1)
+        self.out = out
+        self.starts = [
+            sum(o * d * r for o, d, r in zip(off, dilations, row, strict=True))
+            for off in offsets(kernel)
+        ]
+
+    def _run(self, k: int) -> np.ndarray:
+        return self.flat[..., self.starts[k] : self.starts[k] + self.length]
+
+    def gemm(self, w: np.ndarray, group: int) -> np.ndarray:
+        """Sum over offsets of W[:, :, off] @ run(off), per group: (N, G, Mg, L)."""
+        n, c = self.flat.shape[:2]
+        m = w.shape[0]
+        wk = np.ascontiguousarray(np.moveaxis(w.reshape(group, m // group, c // group, -1), 3, 0))
+        y = np.empty((n, group, m // group, self.length), dtype=np.result_type(self.flat, w))
+        tmp = np.empty_like(y) if len(wk) > 1 else y
+        for k in range(len(wk)):
+            run = self._run(k).reshape(n, group, c // group, self.length)
+            np.matmul(wk[k], run, out=y if k == 0 else tmp)
+            if k:
+                y += tmp
+        return y
+
+    def depthwise(self, w: np.ndarray, group: int) -> np.ndarray:
+        """One input channel per group: multiply-accumulate the runs, (N, G, Mg, L)."""
+        n = self.flat.shape[0]
+        mg = w.shape[0] // group
+        wk = w.reshape(group, mg, -1, 1)
+        y = np.zeros((n, group, mg, self.length), dtype=np.result_type(self.flat, w))
+        tmp = np.empty_like(y)
+        for k in range(len(self.starts)):
+            np.multiply(self._run(k)[:, :, None], wk[:, :, k], out=tmp)
+            y += tmp
+        return y
+
+    def crop(self, y: np.ndarray, b: np.ndarray | None) -> np.ndarray:
+        """The valid (N, M, *out) part of ``y``, plus the bias, as a new contiguous array."""
+        n, m = y.shape[0], y.shape[1] * y.shape[2]
+        full = y.reshape(n, m, self.out[0], *self.padded[1:])
+        valid = full[(..., *(slice(0, o) for o in self.out[1:]))]
+        if b is None:
+            return np.ascontiguousarray(valid)
+        bias = b.reshape(-1, *([1] * len(self.out))).astype(y.dtype, copy=False)
+        return np.add(valid, bias)
+
+
 def _depthwise(
     xp: np.ndarray, w: np.ndarray, group: int, out: Ints, strides: Ints, dilations: Ints
 ) -> np.ndarray:
-    """One input channel per group: multiply-accumulate over the kernel offsets."""
+    """One input channel per group (strided): multiply-accumulate over the kernel offsets."""
     n = xp.shape[0]
     mg = w.shape[0] // group
     ones = (1,) * len(out)
@@ -73,7 +136,7 @@ def _depthwise(
         wk = w[(slice(None), 0, *off)].reshape(group, mg, *ones)
         np.multiply(sl[:, :, None], wk, out=tmp)
         acc += tmp
-    return acc.reshape(n, group * mg, *out)
+    return acc
 
 
 @register("Conv", since=1)
