@@ -47,11 +47,13 @@ def _as_2d_float(x: np.ndarray) -> np.ndarray:
 
 @register("Normalizer", since=1, domain=ML)
 def normalizer(x, *, norm="MAX"):
-    """Row-wise division by the max |x|, the L1 norm or the L2 norm (float32 output)."""
+    """Row-wise division by the max (signed, as the spec and onnxruntime have it), the L1
+    norm or the L2 norm (float32 output)."""
     x = _as_2d_float(x).astype(np.float32, copy=False)
     if norm == "MAX":
-        div = np.abs(x).max(axis=1, keepdims=True)
-    elif norm == "L1":
+        top = x.max(axis=1, keepdims=True)
+        return x / np.where(top == 0, np.float32(1), top)  # a zero max leaves the row as is
+    if norm == "L1":
         div = np.abs(x).sum(axis=1, keepdims=True)
     elif norm == "L2":
         div = np.sqrt(np.square(x).sum(axis=1, keepdims=True))
