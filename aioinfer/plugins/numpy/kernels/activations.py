@@ -14,10 +14,12 @@ from .elementwise import erf
 
 
 def sigmoid(x: np.ndarray) -> np.ndarray:
-    """Overflow-free logistic: exp(-|x|) never overflows."""
-    e = np.exp(-np.abs(x))
-    denom = e + 1
-    return np.divide(np.where(x >= 0, 1, e).astype(x.dtype, copy=False), denom, out=denom)
+    """1 / (1 + exp(-x)); exp overflowing to inf for x < -88 gives the right limit, 0."""
+    e = np.negative(x)
+    with np.errstate(over="ignore"):
+        np.exp(e, out=e)
+    e += 1
+    return np.reciprocal(e, out=e)
 
 
 def _softplus(x: np.ndarray) -> np.ndarray:
@@ -65,22 +67,43 @@ def sigmoid_kernel(x):
 
 @_rank1
 def leaky_relu(x, *, alpha=0.01):
-    return np.where(x < 0, x * alpha, x)
+    # max(x, 0) + alpha min(x, 0): branch-free, much faster than np.where on mixed signs.
+    neg = np.minimum(x, 0)
+    neg *= alpha
+    neg += np.maximum(x, 0)
+    return neg
 
 
 @_rank1
 def prelu(x, slope):
-    return np.where(x < 0, x * slope, x).astype(x.dtype, copy=False)
+    neg = np.minimum(x, 0) * slope
+    neg += np.maximum(x, 0)
+    return neg
+
+
+def _expm1_negative_part(x: np.ndarray, scale: float = 1.0) -> np.ndarray:
+    """expm1(min(x, 0) / scale): zero where x >= 0."""
+    y = np.minimum(x, 0)
+    if scale != 1.0:
+        y /= scale
+    return np.expm1(y, out=y)
 
 
 @_rank1
 def elu(x, *, alpha=1.0):
-    return np.where(x < 0, alpha * np.expm1(np.minimum(x, 0)), x)
+    y = _expm1_negative_part(x)
+    y *= alpha
+    y += np.maximum(x, 0)
+    return y
 
 
 @_rank1
 def selu(x, *, alpha=1.67326319217681884765625, gamma=1.05070102214813232421875):
-    return np.where(x > 0, gamma * x, (gamma * alpha) * np.expm1(np.minimum(x, 0)))
+    y = _expm1_negative_part(x)
+    y *= alpha
+    y += np.maximum(x, 0)
+    y *= gamma
+    return y
 
 
 @_rank1
@@ -102,7 +125,10 @@ _with_legacy("HardSigmoid", hard_sigmoid)
 @register("Celu", since=12)
 @_rank1
 def celu(x, *, alpha=1.0):
-    return np.where(x > 0, x, alpha * np.expm1(np.minimum(x, 0) / alpha))
+    y = _expm1_negative_part(x, alpha)
+    y *= alpha
+    y += np.maximum(x, 0)
+    return y
 
 
 @register("HardSwish", since=14)
