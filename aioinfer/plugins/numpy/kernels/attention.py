@@ -263,3 +263,26 @@ def linear_attention(
     out *= s
     y = out.reshape(b, q_num_heads, t, dv).transpose(0, 2, 1, 3).reshape(b, t, -1)
     return y.astype(out_dtype, copy=False), state.astype(state_dtype, copy=False)
+
+
+@register("FlexAttention", since=1, domain="ai.onnx.preview")
+def flex_attention(q, k, v, *captured, scale=None, score_mod=None, prob_mod=None,
+                   softmax_precision=None):
+    """Attention with optional score / probability modifier subgraphs (compiled plans)."""
+    q, k, v = np.asarray(q), np.asarray(k), np.asarray(v)
+    work = (np.dtype(tensor_dtype_to_np_dtype(softmax_precision)) if softmax_precision
+            else _work_dtype(q.dtype) if q.dtype.char in "efd" else np.dtype(np.float32))
+    b, hq, sq, d = q.shape
+    hk, sk = k.shape[1], k.shape[2]
+    rep = hq // hk
+    s = 1.0 / np.sqrt(d) if scale is None else scale
+    qg = (q.astype(work) * work.type(s)).reshape(b, hk, rep * sq, d)
+    scores = np.matmul(qg, k.astype(work, copy=False).swapaxes(-1, -2))
+    scores = scores.reshape(b, hq, sq, sk)
+    if score_mod is not None:
+        scores = np.array(score_mod.run([scores, *captured])[0], dtype=work)
+    probs = _softmax_(scores)
+    if prob_mod is not None:
+        probs = np.asarray(prob_mod.run([probs, *captured])[0], dtype=work)
+    y = np.matmul(probs.reshape(b, hk, rep * sq, sk), v.astype(work, copy=False))
+    return y.reshape(b, hq, sq, -1).astype(v.dtype, copy=False)
