@@ -50,7 +50,8 @@ def conv_nd(
     if cg == 1 and group > 1:
         y = _depthwise(pad_spatial(x, begin, end), w, group, out, strides, dilations)
     elif all(k == 1 for k in kernel) and not any(begin) and not any(end):
-        y = np.matmul(w.reshape(group, mg, cg), x.reshape(n, group, cg, -1))  # plain GEMM
+        xs = x[(..., *(slice(None, o * s, s) for o, s in zip(out, strides, strict=True)))]
+        y = np.matmul(w.reshape(group, mg, cg), xs.reshape(n, group, cg, -1))  # plain GEMM
     else:
         view = windows(pad_spatial(x, begin, end), out, kernel, strides, dilations, True)
         cols = view.reshape(n, group, cg * int(np.prod(kernel)), -1)
