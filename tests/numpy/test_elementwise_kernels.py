@@ -354,3 +354,13 @@ def test_where_keeps_nan_inf_and_strings():
     (strs,) = run_ours(_one("Where", {"c": cond, "x": s, "z": t}, opset=16),
                        {"c": cond, "x": s, "z": t})
     np.testing.assert_array_equal(strs, np.array(["a", "x", "c", "z"], dtype=object))
+
+
+@pytest.mark.parametrize("alpha", [0.01, 0.0, 1.0, 1.5, -0.5])
+def test_leaky_relu_any_alpha(alpha):
+    x = np.array([-2.0, -0.0, 0.0, 3.0, np.nan, -np.inf], np.float32)
+    with np.errstate(invalid="ignore"):  # -inf * 0 is nan, by IEEE as by the spec
+        (got,) = run_ours(_one("LeakyRelu", {"x": x}, opset=16, alpha=alpha), {"x": x})
+        expected = np.where(x < 0, x * np.float32(alpha), x)
+    np.testing.assert_array_equal(got, expected)
+    assert got.dtype == np.float32

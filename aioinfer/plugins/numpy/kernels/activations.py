@@ -67,6 +67,8 @@ def sigmoid_kernel(x):
 
 @_rank1
 def leaky_relu(x, *, alpha=0.01):
+    if 0.0 <= alpha <= 1.0:
+        return np.maximum(x, x * alpha)
     # max(x, 0) + alpha min(x, 0): branch-free, much faster than np.where on mixed signs.
     neg = np.minimum(x, 0)
     neg *= alpha
