@@ -72,7 +72,7 @@ class TemplateInferRequest(SyncInferRequest):
     def infer(self) -> None:
         """Run the evaluator. A failing node raises :class:`InferenceError` naming it."""
         try:
-            self._raw = self._evaluator.run(None, self._feed)
+            self._raw = list(self._evaluator.run(None, self._feed))
         except InferenceError:
             raise
         except Exception as exc:  # failures outside any node (a missing value, say)

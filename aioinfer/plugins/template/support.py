@@ -42,11 +42,16 @@ class Scatter(ScatterElements):
 class Optional(_ReferenceOptional):
     """Optional-15 holding its input as is (``None`` when empty). onnx.reference's own
     returns ``[x]``, so an optional that leaves the graph, or that OptionalGetElement
-    unwraps, comes out one list too deep, and an empty one reads as present."""
+    unwraps, comes out one list too deep, and an empty one (``[None]``) reads as present."""
 
     op_domain = ""
 
-    def _run(self, x=None, type=None):  # type: ignore[no-untyped-def,override]  # noqa: A002
+    def run(self, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
+        if not args or args[0] is None:
+            return (None,)  # OpRun.run's result type check has no place for "empty"
+        return super().run(*args, **kwargs)
+
+    def _run(self, x: Any = None, type: Any = None) -> tuple[Any]:
         (wrapped,) = super()._run(x, type=type)
         return (wrapped[0],)
 
