@@ -45,8 +45,8 @@ def _taps(x: np.ndarray, size: int, mode: str, padding: str, align: int):
     lo, hi = (0.0, size - 1.0) if align else (-0.5, size - 0.5)
     if mode == "nearest":
         x = np.rint(x)
-    if padding == "border":
-        x = np.clip(x, 0, size - 1)
+    if padding == "border":  # only coordinates outside [lo, hi] move (onto [0, size-1])
+        x = np.where((x < lo) | (x > hi), np.clip(x, 0, size - 1), x)
     elif padding == "reflection":
         x = _reflect(x, lo, hi)
     if mode == "nearest":
