@@ -21,7 +21,7 @@ from onnx import helper
 from onnx.backend.base import Backend, BackendRep
 
 from .core import Core
-from .errors import AioInferError
+from .errors import AioInferError, InvalidModelError
 from .model import Model
 from .plugins.base import CompiledModel
 
@@ -104,6 +104,10 @@ class AioInferBackend(Backend):
         if node.domain and node.domain != "ai.onnx":
             domain_opsets.append(helper.make_opsetid(node.domain, 1))
         model = helper.make_model(graph, opset_imports=domain_opsets)
+        try:  # give the outputs their types, as a model file would have them
+            model = onnx.shape_inference.infer_shapes(model, strict_mode=True)
+        except onnx.shape_inference.InferenceError as exc:
+            raise InvalidModelError(f"run_node: {node.op_type} node is not valid: {exc}") from exc
         return cls.run_model(model, values, device, **kwargs)
 
     @classmethod

@@ -1,0 +1,5 @@
+"""``python -m aioinfer`` is the ``aioinfer`` command."""
+
+from .cli import main
+
+raise SystemExit(main())
