@@ -364,3 +364,11 @@ def test_leaky_relu_any_alpha(alpha):
         expected = np.where(x < 0, x * np.float32(alpha), x)
     np.testing.assert_array_equal(got, expected)
     assert got.dtype == np.float32
+
+
+def test_cast_opset1_string_target_and_legacy_consumed_inputs():
+    x = np.array([1.7, -2.2], np.float32)
+    (got,) = run_ours(_one("Cast", {"x": x}, opset=1, to="INT32"), {"x": x})
+    np.testing.assert_array_equal(got, np.array([1, -2], np.int32))
+    (neg,) = run_ours(_one("Neg", {"x": x}, opset=1, consumed_inputs=[0]), {"x": x})
+    np.testing.assert_array_equal(neg, -x)
