@@ -8,8 +8,12 @@ from ..registry import register
 
 
 def _channel(v: np.ndarray, ndim: int) -> np.ndarray:
-    """A per-channel vector shaped to broadcast over (N, C, *spatial)."""
-    return v.reshape(-1, *([1] * (ndim - 2)))
+    """A per-channel vector shaped to broadcast over (N, C, *spatial).
+
+    Parameters already shaped (C, *spatial) (BatchNormalization < 7 with ``spatial=0``) broadcast
+    as they are.
+    """
+    return v.reshape(-1, *([1] * (ndim - 2))) if v.ndim <= 1 else v
 
 
 def _stash(x: np.ndarray, stash_type: int) -> np.dtype:
