@@ -40,6 +40,59 @@ if importlib.util.find_spec("PIL") is None:
                     "png_rgb", "pnm_rgb", "tiff_rgb", "webp_rgb")
     })
 
-NUMPY: dict[str, str] = {}
+# NUMPY kernels are still being written: generated with update_expected.py (the reason is
+# the first line of the current error); regenerate when the kernel work lands.
+NUMPY: dict[str, str] = {
+    'test_attention_3d_causal_bf16_expanded': 'AssertionError: dtype float32 != expected bfloat16',
+    'test_attention_4d_attn_mask_causal_bf16_expanded': (
+        'AssertionError: dtype float32 != expected bfloat16'
+    ),
+    'test_attention_4d_causal_bf16_expanded': 'AssertionError: dtype float32 != expected bfloat16',
+    'test_attention_4d_causal_padded_kv_bf16_expanded': (
+        'AssertionError: dtype float32 != expected bfloat16'
+    ),
+    'test_attention_4d_padded_kv_bf16_expanded': (
+        'AssertionError: dtype float32 != expected bfloat16'
+    ),
+    'test_causal_conv_with_state_silu_fp16_expanded': (
+        'AssertionError: Not equal to tolerance rtol=0.001, atol=1e-07'
+    ),
+    'test_image_decoder_decode_bmp_rgb': (
+        "UnsupportedOperationError: node 'ImageDecoder_0': operation ImageDecoder (opset 20) is "
+        'not supported by NUMPY'
+    ),
+    'test_image_decoder_decode_jpeg2k_rgb': (
+        "UnsupportedOperationError: node 'ImageDecoder_0': operation ImageDecoder (opset 20) is "
+        'not supported by NUMPY'
+    ),
+    'test_image_decoder_decode_jpeg_bgr': (
+        "UnsupportedOperationError: node 'ImageDecoder_0': operation ImageDecoder (opset 20) is "
+        'not supported by NUMPY'
+    ),
+    'test_image_decoder_decode_jpeg_grayscale': (
+        "UnsupportedOperationError: node 'ImageDecoder_0': operation ImageDecoder (opset 20) is "
+        'not supported by NUMPY'
+    ),
+    'test_image_decoder_decode_jpeg_rgb': (
+        "UnsupportedOperationError: node 'ImageDecoder_0': operation ImageDecoder (opset 20) is "
+        'not supported by NUMPY'
+    ),
+    'test_image_decoder_decode_png_rgb': (
+        "UnsupportedOperationError: node 'ImageDecoder_0': operation ImageDecoder (opset 20) is "
+        'not supported by NUMPY'
+    ),
+    'test_image_decoder_decode_pnm_rgb': (
+        "UnsupportedOperationError: node 'ImageDecoder_0': operation ImageDecoder (opset 20) is "
+        'not supported by NUMPY'
+    ),
+    'test_image_decoder_decode_tiff_rgb': (
+        "UnsupportedOperationError: node 'ImageDecoder_0': operation ImageDecoder (opset 20) is "
+        'not supported by NUMPY'
+    ),
+    'test_image_decoder_decode_webp_rgb': (
+        "UnsupportedOperationError: node 'ImageDecoder_0': operation ImageDecoder (opset 20) is "
+        'not supported by NUMPY'
+    ),
+}
 
 EXPECTED_FAILURES: dict[str, dict[str, str]] = {"TEMPLATE": TEMPLATE, "NUMPY": NUMPY}

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 import time
 from collections.abc import Sequence
 
@@ -25,6 +26,16 @@ def first_error_line(exc: BaseException) -> str:
     """``Type: first line of the message`` (the assertion's first line for a mismatch)."""
     lines = [line.strip() for line in str(exc).strip().splitlines() if line.strip()]
     return f"{type(exc).__name__}: {lines[0] if lines else ''}".rstrip(": ")
+
+
+def python_entry(name: str, reason: str, width: int = 100) -> str:
+    """One ``name: reason,`` line of a dict body, wrapped to ``width`` columns."""
+    line = f"    {name!r}: {reason!r},"
+    if len(line) <= width:
+        return line
+    chunks = textwrap.wrap(reason, width - 12, drop_whitespace=False, break_long_words=True)
+    body = "".join(f"\n        {chunk!r}" for chunk in chunks)
+    return f"    {name!r}: ({body}\n    ),"
 
 
 def current_failures(device: str, substring: str = "") -> dict[str, str]:
@@ -52,8 +63,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     total = sum(args.k in case.name for case in node_cases())
     if args.python:
         for name, line in failures.items():
-            reason = listed.get(name, line)
-            print(f"    {name!r}: {reason!r},")
+            print(python_entry(name, listed.get(name, line)))
     else:
         for name, line in failures.items():
             mark = "" if name in listed else "  [NEW]"
