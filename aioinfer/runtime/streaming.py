@@ -29,12 +29,13 @@ async def stream(
 
     ``max_in_flight=0`` takes ``OPTIMAL_NUMBER_OF_INFER_REQUESTS``. Results that are ready are
     yielded before the next input is pulled; when the source ends, the rest follow. A failed
-    inference raises its error (with ``.inputs``) at its place in the output. Leaving the loop
-    early cancels the inferences still running.
+    inference raises its error (with ``.inputs``) at its place in the output. Closing the
+    generator early cancels the inferences still running and closes the source.
     """
     queue = AsyncInferQueue(compiled, jobs=max_in_flight, ordered=ordered)
+    inputs_iter = aiter(source)
     try:
-        async for inputs in source:
+        async for inputs in inputs_iter:
             for results in queue.ready_nowait():
                 yield results
             await queue.submit(inputs)  # waits for a free request: the backpressure
@@ -43,3 +44,6 @@ async def stream(
     finally:
         if queue.in_flight:
             queue.cancel_all()
+        aclose = getattr(inputs_iter, "aclose", None)
+        if aclose is not None:
+            await aclose()

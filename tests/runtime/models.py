@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import anyio
@@ -75,3 +76,15 @@ async def wait_busy(request: object, timeout: float = 5.0) -> None:
     with anyio.fail_after(timeout):
         while not request.busy:  # type: ignore[attr-defined]
             await anyio.sleep(0)
+
+
+def gate_request(request: object) -> threading.Event:
+    """Put a stage in front of ``request``'s pipeline that blocks until the returned event is
+    set, on the same executor as its first stage: the run is then deterministically busy."""
+    from aioinfer.plugins.base import Stage
+
+    gate = threading.Event()
+    stages = request._stages  # type: ignore[attr-defined]
+    request._stages = [Stage("gate", stages[0].executor,  # type: ignore[attr-defined]
+                             lambda: gate.wait(30)), *stages]
+    return gate

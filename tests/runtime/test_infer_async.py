@@ -11,7 +11,14 @@ import pytest
 import aioinfer
 from aioinfer.errors import InputShapeError, RequestBusyError
 
-from .models import LoopLag, add_model, matmul_chain, matmul_chain_reference, wait_busy
+from .models import (
+    LoopLag,
+    add_model,
+    gate_request,
+    matmul_chain,
+    matmul_chain_reference,
+    wait_busy,
+)
 
 pytestmark = pytest.mark.anyio
 
@@ -74,6 +81,7 @@ async def test_input_error_is_typed_and_request_stays_usable(add_compiled):
 
 async def test_busy_request_raises(slow_compiled):
     request = slow_compiled.create_infer_request()
+    gate = gate_request(request)
     x = np.ones((128, 128), np.float32)
     async with anyio.create_task_group() as tg:
         tg.start_soon(request.infer_async, x)
@@ -82,6 +90,7 @@ async def test_busy_request_raises(slow_compiled):
             await request.infer_async(x)
         with pytest.raises(RequestBusyError):
             request.infer(x)
+        gate.set()
     assert not request.busy
 
 
@@ -103,7 +112,7 @@ async def test_cancel_from_outside_raises_request_cancelled(slow_compiled):
 
     request = slow_compiled.create_infer_request()
     x = np.ones((128, 128), np.float32)
-    request._stages = request._stages * 3  # several stage boundaries to stop at
+    gate = gate_request(request)
     outcome: list[BaseException] = []
 
     async def runner() -> None:
@@ -116,21 +125,26 @@ async def test_cancel_from_outside_raises_request_cancelled(slow_compiled):
         tg.start_soon(runner)
         await wait_busy(request)
         request.cancel()
+        gate.set()  # the gate stage ends; the run stops before the model's stage
     assert len(outcome) == 1 and not request.busy
+    assert request._results is None  # nothing was computed
 
 
 async def test_loop_is_not_blocked_while_inferring(slow_compiled):
-    # each inference takes several ms of BLAS work; run inline it would stall the ticker
+    # a 0.3 s stage: run on the loop thread it would delay the 1 ms ticker by >= 0.3 s
     request = slow_compiled.create_infer_request()
+    gate = gate_request(request)
     x = np.ones((128, 128), np.float32)
     lag = LoopLag()
     async with anyio.create_task_group() as tg:
         tg.start_soon(lag.run)
-        for _ in range(15):
+        threading.Timer(0.3, gate.set).start()
+        await request.infer_async(x)
+        for _ in range(5):
             await request.infer_async(x)
         lag.stop()
-    assert len(lag.delays) > 5
-    assert lag.worst < 0.05, f"the loop stalled for {lag.worst * 1e3:.1f} ms"
+    assert len(lag.delays) > 20
+    assert lag.worst < 0.2, f"the loop stalled for {lag.worst * 1e3:.1f} ms"
 
 
 async def test_sync_infer_inside_running_loop(add_compiled):
