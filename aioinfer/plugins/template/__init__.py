@@ -12,7 +12,8 @@ ONNX specification as the onnx package itself. Read the modules in this order:
    ``postprocess`` and its profiling info (OpenVINO: ``sync_infer_request.cpp``; the shared
    :class:`aioinfer.InferRequest` plays ``async_infer_request.cpp`` for every plugin).
 4. :mod:`.support` -- which nodes the reference evaluator can run, and the evaluator factory.
-5. :mod:`.blob` -- the export format (ONNX bytes + compile config).
+5. :mod:`.config` -- the property table; :mod:`.blob` -- the export format (ONNX bytes +
+   compile config).
 """
 
 from .plugin import TemplatePlugin
