@@ -83,6 +83,14 @@ def prelu(x, slope):
     return neg
 
 
+def _prelu_channelwise(x, slope):
+    # Before opset 7 there is no numpy broadcasting: a 1-D slope of C values is per channel
+    # (axis 1), as the PyTorch exporter of that era relied on.
+    if slope.ndim == 1 and x.ndim > 2 and slope.size == x.shape[1] != 1:
+        slope = slope.reshape((-1,) + (1,) * (x.ndim - 2))
+    return prelu(x, slope)
+
+
 def _expm1_negative_part(x: np.ndarray, scale: float = 1.0) -> np.ndarray:
     """expm1(min(x, 0) / scale): zero where x >= 0."""
     y = np.minimum(x, 0)
@@ -118,7 +126,8 @@ def hard_sigmoid(x, *, alpha=0.2, beta=0.5):
 _with_legacy("Relu", relu)
 _with_legacy("Sigmoid", sigmoid_kernel)
 _with_legacy("LeakyRelu", leaky_relu)
-_with_legacy("PRelu", prelu)
+_with_legacy("PRelu", _prelu_channelwise)
+register("PRelu", since=7)(prelu)
 _with_legacy("Elu", elu)
 _with_legacy("Selu", selu)
 _with_legacy("HardSigmoid", hard_sigmoid)
