@@ -181,7 +181,7 @@ class Executor:
         await await_task(start)
         if call.error is not None:
             raise call.error
-        return call.value  # type: ignore[no-any-return]
+        return call.value
 
     def submit(self, task: Task) -> None:
         """Queue ``task``; a worker will call ``task.advance(pool)``."""

@@ -186,7 +186,7 @@ class AsyncInferQueue:
         if callback is not None:
             self._yielded += 1  # handed to the callback, not kept for iteration
             try:
-                callback(job.outcome, job.userdata)  # type: ignore[arg-type]
+                callback(job.outcome, job.userdata)
             except Exception as exc:
                 self._errors.append(_attach(exc, job))
         else:
@@ -217,7 +217,7 @@ class AsyncInferQueue:
             if isinstance(job.outcome, BaseException) and not getattr(
                 job.outcome, "_aioinfer_raised", False
             ):
-                job.outcome._aioinfer_raised = True  # type: ignore[union-attr]
+                setattr(job.outcome, "_aioinfer_raised", True)  # noqa: B010
                 raise job.outcome
         if self._errors:
             raise self._errors.popleft()

@@ -42,11 +42,11 @@ def arrange_inputs(ports: Sequence[Port], inputs: Any) -> list[Any]:
     if isinstance(inputs, (list, tuple)) and not _is_single_value(ports, inputs):
         if len(inputs) != len(ports):
             what = MissingInputError if len(inputs) < len(ports) else UnexpectedInputError
-            name = ports[len(inputs)].name if len(inputs) < len(ports) else None
+            missing_name: str | None = ports[len(inputs)].name if len(inputs) < len(ports) else None
             raise what(
                 f"{len(inputs)} inputs given, the model has {len(ports)}: "
                 f"{[p.name for p in ports]}",
-                input_name=name,
+                input_name=missing_name,
             )
         return list(inputs)
     if len(ports) != 1:

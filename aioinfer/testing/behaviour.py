@@ -89,7 +89,11 @@ def gate(request: InferRequest) -> threading.Event:
     returned event is set: the request is then busy for as long as the check needs."""
     event = threading.Event()
     stages = request._stages
-    request._stages = [Stage("gate", stages[0].executor, lambda: event.wait(30)), *stages]
+
+    def hold() -> None:
+        event.wait(30)
+
+    request._stages = [Stage("gate", stages[0].executor, hold), *stages]
     return event
 
 
