@@ -192,3 +192,17 @@ def test_deform_conv_matches_reference_with_groups_and_strides() -> None:
                        inputs, ["y"], opset=22)
     expected = ReferenceEvaluator(model).run(None, inputs)[0]
     np.testing.assert_allclose(run_ours(model, inputs)[0], expected, rtol=1e-4, atol=1e-5)
+
+
+def test_narrow_floats_keep_dtype_and_accumulate_in_float32() -> None:
+    import ml_dtypes
+
+    x, w = rand(1, 8, 6, 6), rand(4, 8, 3, 3)
+    inputs = {"x": x.astype(np.float16), "w": w.astype(np.float16)}
+    check("Conv", inputs, rtol=2e-3, atol=2e-3, pads=[1, 1, 1, 1])
+    a, b = rand(3, 16).astype(ml_dtypes.bfloat16), rand(16, 5).astype(ml_dtypes.bfloat16)
+    model = make_model([helper.make_node("MatMul", ["a", "b"], ["y"])], {"a": a, "b": b}, ["y"])
+    y = run_ours(model, {"a": a, "b": b})[0]
+    assert y.dtype == ml_dtypes.bfloat16
+    want = (a.astype(np.float32) @ b.astype(np.float32)).astype(ml_dtypes.bfloat16)
+    np.testing.assert_array_equal(y.astype(np.float32), want.astype(np.float32))

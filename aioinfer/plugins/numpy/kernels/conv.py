@@ -20,7 +20,7 @@ from ._window import (
     spatial_defaults,
     windows,
 )
-from .linalg import requantize
+from .linalg import is_narrow_float, requantize
 
 
 def conv_nd(
@@ -143,6 +143,12 @@ def _depthwise(
 @register("Conv", since=1)
 def conv(x, w, b=None, *, auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None,
          pads=None, strides=None):
+    if is_narrow_float(x.dtype):  # accumulate in float32 on BLAS, round once
+        f32 = np.float32
+        wide_b = None if b is None else b.astype(f32)
+        y = conv_nd(x.astype(f32), w.astype(f32), wide_b, auto_pad, dilations, group, pads,
+                    strides)
+        return y.astype(x.dtype)
     return conv_nd(x, w, b, auto_pad, dilations, group, pads, strides)
 
 

@@ -7,9 +7,22 @@ import numpy as np
 from ..registry import register
 
 
+def is_narrow_float(dtype: np.dtype) -> bool:
+    """float16, bfloat16 and other sub-32-bit floats: multiplied in float32 on BLAS instead."""
+    return dtype.itemsize < 4 and (dtype.kind == "f" or dtype.kind == "V")
+
+
+def blas_matmul(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``a @ b`` in the inputs' dtype; narrow floats accumulate in float32, rounded once."""
+    if is_narrow_float(a.dtype):
+        f32 = np.float32
+        return np.matmul(a.astype(f32), b.astype(f32)).astype(a.dtype)
+    return np.matmul(a, b)
+
+
 @register("Gemm", since=1)
 def gemm(a, b, c=None, *, alpha=1.0, beta=1.0, transA=0, transB=0, broadcast=1):
-    y = np.matmul(a.T if transA else a, b.T if transB else b)
+    y = blas_matmul(a.T if transA else a, b.T if transB else b)
     if alpha != 1.0:
         y *= y.dtype.type(alpha)
     if c is not None and beta != 0.0:
@@ -19,7 +32,7 @@ def gemm(a, b, c=None, *, alpha=1.0, beta=1.0, transA=0, transB=0, broadcast=1):
 
 @register("MatMul", since=1)
 def matmul(a, b):
-    return np.matmul(a, b)
+    return blas_matmul(a, b)
 
 
 def _centered(v: np.ndarray, zero_point: np.ndarray | None, row_wise: bool) -> np.ndarray:
