@@ -19,6 +19,7 @@ import onnx
 from onnx import numpy_helper
 
 from ...errors import InferenceError, UnsupportedOperationError
+from ...graph import optimize as optimize_graph
 from .functions import FunctionExpander, TypeOf
 from .plan import Plan, Step
 from .registry import KernelSpec, lookup
@@ -36,16 +37,20 @@ def compile_graph(
     device: str = "NUMPY",
     fold_constants: bool = True,
     functions: Iterable[onnx.FunctionProto] = (),
+    optimize: bool = True,
 ) -> Plan:
     """Compile ``graph`` for the opset versions in ``opsets`` (domain -> version).
 
     ``functions`` are the model's local functions (``model.functions``); calls to them are
     inlined, as are ops without a kernel whose ONNX schema defines a function body.
+    ``optimize`` runs the graph passes of :mod:`aioinfer.graph` (folding, fusion) on the
+    top-level graph first (it needs ``fold_constants``).
     """
     functions = list(functions)
     compiler = _Compiler(opsets, device, fold_constants, FunctionExpander(functions))
+    compiler.optimize = optimize and fold_constants
     types = ValueTypes(graph, compiler.opsets, functions)
-    return compiler.compile(graph, list(captured), compiler.opsets, types)
+    return compiler.compile(graph, list(captured), compiler.opsets, types, top=True)
 
 
 def sparse_to_dense(sparse: onnx.SparseTensorProto) -> np.ndarray:
@@ -100,10 +105,11 @@ class _Compiler:
         self.device = device
         self.fold = fold
         self.functions = functions
+        self.optimize = False
 
     def compile(
         self, graph: onnx.GraphProto, captured: list[str], opsets: Mapping[str, int],
-        types: ValueTypes | None = None,
+        types: ValueTypes | None = None, top: bool = False,
     ) -> Plan:
         types = types or ValueTypes(graph, opsets, infer=False)
         slots: dict[str, int] = {}
@@ -126,7 +132,15 @@ class _Compiler:
             return types.type_of(name, constants.get(slots.get(name, -1)))
 
         steps: list[Step] = []
+        nodes: Iterable[tuple[onnx.NodeProto, Mapping[str, int]]]
         nodes = self._expand(graph.node, opsets, type_of, 0)
+        if top and self.optimize:
+            keep = {o.name for o in graph.output} | set(input_names) | set(captured)
+            ir = optimize_graph(list(nodes), dict(initializers), keep, self._evaluate)
+            nodes = ir.pairs()
+            for name, value in ir.constants.items():
+                if name not in initializers:
+                    constants[slot(name)] = value
         for index, (node, node_opsets) in enumerate(nodes):
             name = node.name or f"{node.op_type}_{index}"
             fn, spec = self._bind(node, name, node_opsets)
@@ -145,6 +159,8 @@ class _Compiler:
                 steps.append(step)
 
         output_slots = [slot(o.name) for o in graph.output]
+        read = {i for s in steps for i in s.ins if i is not None} | set(output_slots)
+        constants = {k: v for k, v in constants.items() if k in read}  # drop folded-away values
         return Plan(
             n_slots=len(slots),
             constants=constants,
@@ -156,6 +172,21 @@ class _Compiler:
             captured=list(captured),
             device=self.device,
         )
+
+    def _evaluate(
+        self, node: onnx.NodeProto, opsets: Mapping[str, int], inputs: list[Any]
+    ) -> list[Any] | None:
+        """Run one node at compile time (graph-pass folding); ``None`` if it must not."""
+        spec = self._lookup(node, opsets)
+        if spec is None or not spec.foldable or any(_subgraphs(a) for a in node.attribute):
+            return None
+        fn, _ = self._bind(node, node.name or node.op_type, opsets)
+        step = Step(fn, tuple(range(len(inputs))), tuple(range(len(node.output))),
+                    node.name or node.op_type, node.op_type)
+        values = dict(enumerate(inputs))
+        out: dict[int, Any] = {}
+        self._fold(step, values, into=out)
+        return [out[k] for k in range(len(node.output))]
 
     def _captured_of(self, node: onnx.NodeProto) -> list[str]:
         names: dict[str, None] = {}

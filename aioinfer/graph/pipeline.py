@@ -1,0 +1,38 @@
+"""The pass pipeline: the order the graph passes run in."""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Mapping
+from typing import Any
+
+import onnx
+
+from .bn_fold import fold_batchnorm
+from .cleanup import remove_passthrough
+from .fold import fold_constants
+from .fuse import fuse_products
+from .ir import Evaluator, GraphIR
+from .transpose import cancel_transposes
+
+
+def optimize(
+    nodes: Iterable[tuple[onnx.NodeProto, Mapping[str, int]]],
+    constants: dict[str, Any],
+    keep: Iterable[str],
+    evaluate: Evaluator,
+    *,
+    fuse: bool = True,
+) -> GraphIR:
+    """Run the passes over ``nodes`` (topologically ordered, each with its opsets).
+
+    ``constants`` holds the initializers by name and receives folded values; ``keep`` names
+    the values that must survive (graph outputs). Returns the optimised :class:`GraphIR`.
+    """
+    ir = GraphIR.build(nodes, constants, keep)
+    fold_constants(ir, evaluate)
+    remove_passthrough(ir)
+    cancel_transposes(ir)
+    if fuse:
+        fold_batchnorm(ir)
+        fuse_products(ir)
+    return ir

@@ -1,0 +1,66 @@
+"""Kernels of the fused ops the graph passes make (domain ``aioinfer``).
+
+Each runs its product (convolution, Gemm, MatMul) and then the absorbed epilogue in place on
+the product's own buffer: bias, residual add, activation. No epilogue op allocates.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ....graph import FUSED_DOMAIN
+from ..registry import register
+from .conv_fast import conv_forward
+
+
+def activate(y: np.ndarray, activation: str, alpha: float, lo: float, hi: float) -> np.ndarray:
+    """Apply ``activation`` to ``y`` in place (``y`` must own its writable buffer)."""
+    if activation == "Relu":
+        np.maximum(y, 0, out=y)
+    elif activation == "LeakyRelu":
+        np.multiply(y, y.dtype.type(alpha), out=y, where=y < 0)
+    elif activation == "Clip":
+        np.clip(y, lo, hi, out=y)
+    elif activation:
+        raise ValueError(f"unknown fused activation {activation!r}")
+    return y
+
+
+def _add_into(y: np.ndarray, z: np.ndarray) -> np.ndarray:
+    if z.shape == y.shape or np.broadcast_shapes(z.shape, y.shape) == y.shape:
+        np.add(y, z, out=y)
+        return y
+    return np.add(y, z)
+
+
+@register("FusedConv", since=1, domain=FUSED_DOMAIN)
+def fused_conv(x, w, b=None, z=None, *, auto_pad="NOTSET", dilations=None, group=1,
+               kernel_shape=None, pads=None, strides=None, activation="",
+               activation_alpha=0.01, clip_min=-np.inf, clip_max=np.inf):
+    """Conv(x, w, b) [+ z] [-> activation]."""
+    y = conv_forward(x, w, b, auto_pad, dilations, group, pads, strides)
+    if z is not None:
+        y = _add_into(y, z)
+    return activate(y, activation, activation_alpha, clip_min, clip_max)
+
+
+@register("FusedGemm", since=1, domain=FUSED_DOMAIN)
+def fused_gemm(a, b, c=None, *, alpha=1.0, beta=1.0, transA=0, transB=0, broadcast=1,
+               activation="", activation_alpha=0.01, clip_min=-np.inf, clip_max=np.inf):
+    """Gemm(a, b, c) -> activation."""
+    y = np.matmul(a.T if transA else a, b.T if transB else b)
+    if alpha != 1.0:
+        y *= y.dtype.type(alpha)
+    if c is not None and beta != 0.0:
+        y = _add_into(y, c if beta == 1.0 else c * c.dtype.type(beta))
+    return activate(y, activation, activation_alpha, clip_min, clip_max)
+
+
+@register("FusedMatMul", since=1, domain=FUSED_DOMAIN)
+def fused_matmul(a, b, bias=None, *, activation="", activation_alpha=0.01, clip_min=-np.inf,
+                 clip_max=np.inf):
+    """MatMul(a, b) [+ bias] [-> activation]."""
+    y = np.matmul(a, b)
+    if bias is not None:
+        y = _add_into(y, bias)
+    return activate(y, activation, activation_alpha, clip_min, clip_max)
