@@ -33,7 +33,16 @@ def conv_nd(
     pads: Ints | None = None,
     strides: Ints | None = None,
 ) -> np.ndarray:
-    """N-d grouped convolution of ``x`` (N, C, *sp) with ``w`` (M, C/group, *k), in x's dtype."""
+    """N-d grouped convolution of ``x`` (N, C, *sp) with ``w`` (M, C/group, *k), in x's dtype.
+
+    Narrow floats (float16, bfloat16) accumulate in float32 on BLAS and are rounded once.
+    """
+    if is_narrow_float(x.dtype):
+        f32 = np.float32
+        wide_b = None if b is None else b.astype(f32)
+        y = conv_nd(x.astype(f32), w.astype(f32), wide_b, auto_pad, dilations, group, pads,
+                    strides)
+        return y.astype(x.dtype)
     n_sp = x.ndim - 2
     kernel = w.shape[2:]
     strides, dilations, pads = spatial_defaults(n_sp, strides, dilations, pads)
@@ -143,12 +152,6 @@ def _depthwise(
 @register("Conv", since=1)
 def conv(x, w, b=None, *, auto_pad="NOTSET", dilations=None, group=1, kernel_shape=None,
          pads=None, strides=None):
-    if is_narrow_float(x.dtype):  # accumulate in float32 on BLAS, round once
-        f32 = np.float32
-        wide_b = None if b is None else b.astype(f32)
-        y = conv_nd(x.astype(f32), w.astype(f32), wide_b, auto_pad, dilations, group, pads,
-                    strides)
-        return y.astype(x.dtype)
     return conv_nd(x, w, b, auto_pad, dilations, group, pads, strides)
 
 
