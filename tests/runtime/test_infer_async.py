@@ -163,3 +163,32 @@ async def test_executor_run_returns_value_and_error():
     with pytest.raises(ZeroDivisionError):
         await executor.run(lambda: 1 / 0)
     executor.close()
+
+
+async def test_random_cancellations_lose_or_duplicate_nothing(add_compiled):
+    import random
+
+    rng = random.Random(7)
+    requests = [add_compiled.create_infer_request() for _ in range(8)]
+    delivered: dict[int, int] = {}
+    cancelled = 0
+    total = 1600  # a multiple of the 8 lanes
+
+    async def lane(request: aioinfer.InferRequest, idents: range) -> None:
+        nonlocal cancelled
+        for ident in idents:
+            roll = rng.random()
+            with anyio.move_on_after(0 if roll < 0.2 else 1e-4 if roll < 0.4 else 60) as scope:
+                results = await request.infer_async(_pair(float(ident)))
+                assert results["y"][0, 0] == ident
+                delivered[ident] = delivered.get(ident, 0) + 1
+            if scope.cancelled_caught:
+                cancelled += 1
+            assert not request.busy
+
+    async with anyio.create_task_group() as tg:
+        step = total // len(requests)
+        for k, request in enumerate(requests):
+            tg.start_soon(lane, request, range(k * step, (k + 1) * step))
+    assert set(delivered.values()) <= {1}
+    assert len(delivered) + cancelled == total and cancelled > 0
