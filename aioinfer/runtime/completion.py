@@ -22,13 +22,25 @@ from collections import deque
 from collections.abc import Callable
 from typing import Any
 
-import sniffio
-
 Start = Callable[[Callable[[], None]], None]
 
 _get_running_loop = asyncio._get_running_loop
-_sniffio_cvar = sniffio.current_async_library_cvar
-_sniffio_thread = sniffio.thread_local
+
+
+def _library_name() -> str | None:
+    """The async library sniffio reports (trio sets it; unset means asyncio)."""
+    return _sniffio_thread.name or _sniffio_cvar.get()
+
+
+try:  # trio depends on sniffio, so without sniffio trio cannot be running
+    import sniffio
+
+    _sniffio_cvar = sniffio.current_async_library_cvar
+    _sniffio_thread = sniffio.thread_local
+except ImportError:  # pragma: no cover - depends on the environment
+
+    def _library_name() -> str | None:
+        return None
 
 
 class _Port:
@@ -110,7 +122,7 @@ def current_port() -> _Port:
     Post an object with a ``deliver()`` method from any thread; ``deliver`` runs on the loop.
     """
     loop = _get_running_loop()
-    library = _sniffio_thread.name or _sniffio_cvar.get()
+    library = _library_name()
     if loop is not None and (library is None or library == "asyncio"):
         return _asyncio_port(loop)
     import trio
@@ -126,7 +138,7 @@ async def await_task(start: Start, on_cancel: Callable[[], None] | None = None) 
     """
     loop = _get_running_loop()
     # sniffio names trio (also trio in guest mode on an asyncio loop); unnamed means asyncio.
-    library = _sniffio_thread.name or _sniffio_cvar.get()
+    library = _library_name()
     if loop is not None and (library is None or library == "asyncio"):
         await _await_asyncio(loop, start, on_cancel)
     else:
