@@ -44,6 +44,24 @@ class Plan:
             template[slot] = value
         self._template = template
         self._n_captured = len(self.captured)
+        self._release = self._last_uses()
+
+    def _last_uses(self) -> list[tuple[int, ...]]:
+        """Per step, the slots nothing reads after it: dropped then, so memory is reused.
+
+        Constants and graph outputs are never dropped; a value no step reads is dropped right
+        after the step that makes it.
+        """
+        pinned = set(self.constants) | set(self.output_slots)
+        last: dict[int, int] = {}
+        for index, step in enumerate(self.steps):
+            for slot in (*step.ins, *step.outs):
+                if slot is not None and slot not in pinned:
+                    last[slot] = index
+        release: list[list[int]] = [[] for _ in self.steps]
+        for slot, index in last.items():
+            release[index].append(slot)
+        return [tuple(r) for r in release]
 
     @property
     def n_captured(self) -> int:
@@ -51,18 +69,20 @@ class Plan:
 
     def run(self, inputs: Sequence[Any]) -> list[Any]:
         env = self._template.copy()
-        for slot, value in zip(self.input_slots, inputs):
+        for slot, value in zip(self.input_slots, inputs, strict=False):
             env[slot] = value
         step = None
         try:
-            for step in self.steps:
+            for step, release in zip(self.steps, self._release, strict=True):
                 result = step.fn(*[None if i is None else env[i] for i in step.ins])
                 outs = step.outs
                 if len(outs) == 1:
                     env[outs[0]] = result[0] if isinstance(result, tuple) else result
                 else:
-                    for slot, value in zip(outs, result):
+                    for slot, value in zip(outs, result, strict=False):
                         env[slot] = value
+                for slot in release:
+                    env[slot] = None
         except InferenceError:
             raise
         except Exception as exc:

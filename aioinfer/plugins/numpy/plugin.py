@@ -14,6 +14,7 @@ from ..base import CompiledModel, Plugin, Stage, SyncInferRequest
 from .compiler import compile_graph
 from .plan import Plan
 from .registry import lookup
+from .threads import per_stream, set_blas_threads
 
 
 def _cores() -> int:
@@ -100,6 +101,10 @@ class NumpyCompiledModel(CompiledModel):
             props.get(P.PERFORMANCE_HINT_NUM_REQUESTS),
         )
         self.executor = Executor(f"{plugin.name}:{model.name}", workers=self.streams)
+        # LATENCY: one stream, every core in BLAS; THROUGHPUT: one stream per core, one thread
+        # each. The count is process-wide: the model compiled last sets it.
+        self.blas_threads = per_stream(props.get(P.INFERENCE_NUM_THREADS), self.streams)
+        set_blas_threads(self.blas_threads)
         self.properties = PropertySet(
             [
                 *_specs(plugin.name),
