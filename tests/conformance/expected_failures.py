@@ -40,59 +40,13 @@ if importlib.util.find_spec("PIL") is None:
                     "png_rgb", "pnm_rgb", "tiff_rgb", "webp_rgb")
     })
 
-# NUMPY kernels are still being written: generated with update_expected.py (the reason is
-# the first line of the current error); regenerate when the kernel work lands.
+# ImageDecoder needs JPEG/PNG/TIFF/WebP/JPEG2000 codecs; NUMPY's runtime dependencies are
+# numpy, onnx, networkx and anyio only, and none of them decodes images.
 NUMPY: dict[str, str] = {
-    'test_attention_3d_causal_bf16_expanded': 'AssertionError: dtype float32 != expected bfloat16',
-    'test_attention_4d_attn_mask_causal_bf16_expanded': (
-        'AssertionError: dtype float32 != expected bfloat16'
-    ),
-    'test_attention_4d_causal_bf16_expanded': 'AssertionError: dtype float32 != expected bfloat16',
-    'test_attention_4d_causal_padded_kv_bf16_expanded': (
-        'AssertionError: dtype float32 != expected bfloat16'
-    ),
-    'test_attention_4d_padded_kv_bf16_expanded': (
-        'AssertionError: dtype float32 != expected bfloat16'
-    ),
-    'test_causal_conv_with_state_silu_fp16_expanded': (
-        'AssertionError: Not equal to tolerance rtol=0.001, atol=1e-07'
-    ),
-    'test_image_decoder_decode_bmp_rgb': (
-        "UnsupportedOperationError: node 'ImageDecoder_0': operation ImageDecoder (opset 20) is "
-        'not supported by NUMPY'
-    ),
-    'test_image_decoder_decode_jpeg2k_rgb': (
-        "UnsupportedOperationError: node 'ImageDecoder_0': operation ImageDecoder (opset 20) is "
-        'not supported by NUMPY'
-    ),
-    'test_image_decoder_decode_jpeg_bgr': (
-        "UnsupportedOperationError: node 'ImageDecoder_0': operation ImageDecoder (opset 20) is "
-        'not supported by NUMPY'
-    ),
-    'test_image_decoder_decode_jpeg_grayscale': (
-        "UnsupportedOperationError: node 'ImageDecoder_0': operation ImageDecoder (opset 20) is "
-        'not supported by NUMPY'
-    ),
-    'test_image_decoder_decode_jpeg_rgb': (
-        "UnsupportedOperationError: node 'ImageDecoder_0': operation ImageDecoder (opset 20) is "
-        'not supported by NUMPY'
-    ),
-    'test_image_decoder_decode_png_rgb': (
-        "UnsupportedOperationError: node 'ImageDecoder_0': operation ImageDecoder (opset 20) is "
-        'not supported by NUMPY'
-    ),
-    'test_image_decoder_decode_pnm_rgb': (
-        "UnsupportedOperationError: node 'ImageDecoder_0': operation ImageDecoder (opset 20) is "
-        'not supported by NUMPY'
-    ),
-    'test_image_decoder_decode_tiff_rgb': (
-        "UnsupportedOperationError: node 'ImageDecoder_0': operation ImageDecoder (opset 20) is "
-        'not supported by NUMPY'
-    ),
-    'test_image_decoder_decode_webp_rgb': (
-        "UnsupportedOperationError: node 'ImageDecoder_0': operation ImageDecoder (opset 20) is "
-        'not supported by NUMPY'
-    ),
+    f"test_image_decoder_decode_{fmt}": "ImageDecoder: no image codec among NUMPY's "
+    "dependencies (numpy, onnx, networkx, anyio); decoding JPEG/PNG/TIFF/WebP needs Pillow"
+    for fmt in ("bmp_rgb", "jpeg2k_rgb", "jpeg_bgr", "jpeg_grayscale", "jpeg_rgb",
+                "png_rgb", "pnm_rgb", "tiff_rgb", "webp_rgb")
 }
 
 EXPECTED_FAILURES: dict[str, dict[str, str]] = {"TEMPLATE": TEMPLATE, "NUMPY": NUMPY}
