@@ -138,8 +138,7 @@ def _fuse_one(ir: GraphIR, uses, node: onnx.NodeProto) -> onnx.NodeProto | None:
         if act is not None:
             extra.update(act)
             chain.take(nxt)
-    if not chain.absorbed:
-        return None
+    # a lone product is still rewritten: its fused kernel splits the GEMM over the threads
     if bias is not None:
         inputs = _merge_bias(ir, node, inputs, bias)
     if node.op_type == "Conv":
@@ -148,10 +147,10 @@ def _fuse_one(ir: GraphIR, uses, node: onnx.NodeProto) -> onnx.NodeProto | None:
     attrs.update(extra)
     fused = helper.make_node(_FUSED[node.op_type], inputs, [chain.tail],
                              name=node.name or chain.tail, domain=FUSED_DOMAIN, **attrs)
-    last = chain.absorbed[-1]
+    last = chain.absorbed[-1] if chain.absorbed else node
     index = next(i for i, n in enumerate(ir.nodes) if n is last)
     ir.nodes[index] = fused  # the last link's place: every input is defined before it
-    ir.remove([node, *chain.absorbed[:-1]])
+    ir.remove([n for n in (node, *chain.absorbed) if n is not last])
     return fused
 
 
@@ -175,8 +174,6 @@ def fuse_products(ir: GraphIR) -> int:
     made = 0
     for node in list(ir.nodes):
         if node.domain not in _STD or node.op_type not in _FUSED:
-            continue
-        if node.op_type == "MatMul" and node.input[1] not in ir.constants:
             continue
         uses = ir.consumers()
         try:

@@ -12,6 +12,7 @@ from ...properties import Property, PropertySet
 from ...runtime.executors import Executor
 from ..base import CompiledModel, Plugin, Stage, SyncInferRequest
 from .compiler import compile_graph
+from .kernels.parallel import set_intra_threads
 from .plan import Plan
 from .registry import lookup
 from .threads import per_stream, set_blas_threads
@@ -101,10 +102,11 @@ class NumpyCompiledModel(CompiledModel):
             props.get(P.PERFORMANCE_HINT_NUM_REQUESTS),
         )
         self.executor = Executor(f"{plugin.name}:{model.name}", workers=self.streams)
-        # LATENCY: one stream, every core in BLAS; THROUGHPUT: one stream per core, one thread
-        # each. The count is process-wide: the model compiled last sets it.
-        self.blas_threads = per_stream(props.get(P.INFERENCE_NUM_THREADS), self.streams)
-        set_blas_threads(self.blas_threads)
+        # LATENCY: one stream using every core; THROUGHPUT: one stream per core. A stream's
+        # threads split its big products (kernels/parallel.py) over single-threaded BLAS calls:
+        # a spinning multi-threaded BLAS pool loses several times over on a loaded machine.
+        self.threads_per_stream = per_stream(props.get(P.INFERENCE_NUM_THREADS), self.streams)
+        set_blas_threads(1)
         self.properties = PropertySet(
             [
                 *_specs(plugin.name),
@@ -132,4 +134,5 @@ class NumpyInferRequest(SyncInferRequest):
         return [Stage("infer", self.compiled.executor, self._infer)]
 
     def _infer(self) -> None:
+        set_intra_threads(self.compiled.threads_per_stream)
         self.outputs = self.compiled.plan.run(self.inputs)

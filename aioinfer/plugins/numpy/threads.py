@@ -1,10 +1,11 @@
-"""BLAS threads shared out between the streams of a compiled model.
+"""Threads of a compiled model: cores shared out between its streams.
 
-NumPy's BLAS (OpenBLAS, MKL or BLIS) keeps one process-wide thread count. With ``streams``
-requests running at once, each BLAS call gets ``threads // streams`` threads, so the streams
-together use the ``threads`` asked for (INFERENCE_NUM_THREADS, default: every core) instead of
-oversubscribing the cores, which a busy-waiting BLAS pool turns into a large slowdown.
-threadpoolctl finds the loaded BLAS library and sets its count; without it the count stays.
+A stream gets ``threads // streams`` threads (INFERENCE_NUM_THREADS, default every core), which
+its big products use by splitting into row blocks (``kernels/parallel.py``). NumPy's BLAS
+(OpenBLAS, MKL or BLIS) itself is set to one thread through threadpoolctl: its process-wide,
+busy-waiting pool would oversubscribe the cores with several streams, and it loses 3-6x on a
+machine that other processes keep busy (measured on a 2-core host at load 4), where the split
+products never fall below the one-thread speed.
 """
 
 from __future__ import annotations

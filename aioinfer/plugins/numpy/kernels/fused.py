@@ -11,6 +11,7 @@ import numpy as np
 from ....graph import FUSED_DOMAIN
 from ..registry import register
 from .conv_fast import conv_forward
+from .parallel import matmul
 
 
 def activate(y: np.ndarray, activation: str, alpha: float, lo: float, hi: float) -> np.ndarray:
@@ -48,7 +49,7 @@ def fused_conv(x, w, b=None, z=None, *, auto_pad="NOTSET", dilations=None, group
 def fused_gemm(a, b, c=None, *, alpha=1.0, beta=1.0, transA=0, transB=0, broadcast=1,
                activation="", activation_alpha=0.01, clip_min=-np.inf, clip_max=np.inf):
     """Gemm(a, b, c) -> activation."""
-    y = np.matmul(a.T if transA else a, b.T if transB else b)
+    y = matmul(a.T if transA else a, b.T if transB else b)
     if alpha != 1.0:
         y *= y.dtype.type(alpha)
     if c is not None and beta != 0.0:
@@ -60,7 +61,7 @@ def fused_gemm(a, b, c=None, *, alpha=1.0, beta=1.0, transA=0, transB=0, broadca
 def fused_matmul(a, b, bias=None, *, activation="", activation_alpha=0.01, clip_min=-np.inf,
                  clip_max=np.inf):
     """MatMul(a, b) [+ bias] [-> activation]."""
-    y = np.matmul(a, b)
+    y = matmul(a, b)
     if bias is not None:
         y = _add_into(y, bias)
     return activate(y, activation, activation_alpha, clip_min, clip_max)

@@ -1,0 +1,67 @@
+"""Intra-op parallelism for the big products: one GEMM split by rows over a few threads.
+
+BLAS runs single-threaded (see ``plugins/numpy/threads.py``) and a large product is cut into
+``intra_threads()`` row blocks, each a single-threaded BLAS call on its own Python thread
+(NumPy releases the GIL in matmul). Unlike a spinning BLAS pool, blocked joins never fight
+other processes or other streams for the cores, so the worst case is the one-thread speed.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import ThreadPoolExecutor
+
+import numpy as np
+
+from .linalg import blas_matmul
+
+_BLAS_TYPES = (np.dtype(np.float32), np.dtype(np.float64))
+_MIN_FLOPS = 2_000_000  # below this a product is not worth a thread hand-off
+_state = threading.local()
+_pools: dict[int, ThreadPoolExecutor] = {}
+_pools_lock = threading.Lock()
+
+
+def set_intra_threads(count: int) -> None:
+    """Threads the products of the calling thread may use (1 = no splitting)."""
+    _state.threads = max(1, int(count))
+
+
+def intra_threads() -> int:
+    """Threads the products of the calling thread may use (1 unless set)."""
+    return getattr(_state, "threads", 1)
+
+
+def _pool(count: int) -> ThreadPoolExecutor:
+    with _pools_lock:
+        pool = _pools.get(count)
+        if pool is None:
+            pool = _pools[count] = ThreadPoolExecutor(count - 1, thread_name_prefix="aioinfer-gemm")
+        return pool
+
+
+def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
+    """``np.matmul(a, b)``, split by rows of ``a`` over the intra-op threads when large."""
+    threads = intra_threads()
+    if a.dtype != b.dtype or a.dtype not in _BLAS_TYPES:
+        y = blas_matmul(a, b)  # narrow floats through float32, integers as they are
+        return y if out is None else np.copyto(out, y) or out
+    if a.ndim < 2 or b.ndim < 2 or threads < 2:
+        return np.matmul(a, b, out=out)
+    rows, inner, cols = a.shape[-2], a.shape[-1], b.shape[-1]
+    batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
+    flops = 2 * rows * inner * cols * int(np.prod(batch, dtype=np.int64))
+    if flops < _MIN_FLOPS or rows < 2 * threads:
+        return np.matmul(a, b, out=out)
+    if out is None:
+        out = np.empty((*batch, rows, cols), dtype=np.result_type(a, b))
+    bounds = [rows * k // threads for k in range(threads + 1)]
+    pool = _pool(threads)
+    futures = [
+        pool.submit(np.matmul, a[..., lo:hi, :], b, out=out[..., lo:hi, :])
+        for lo, hi in zip(bounds[1:-1], bounds[2:], strict=True)
+    ]
+    np.matmul(a[..., : bounds[1], :], b, out=out[..., : bounds[1], :])
+    for f in futures:
+        f.result()
+    return out
