@@ -132,7 +132,7 @@ class Model:
         graph = self.proto.graph
         by_name = {i.name: i for i in graph.input}
         for key, shape in shapes.items():
-            port = self.input(key)  # type: ignore[arg-type]
+            port = self.input(key)
             info = by_name[port.name]
             if port.rank is not None and len(shape) != port.rank:
                 raise InputError(

@@ -47,7 +47,7 @@ def gather_nd(data, indices, *, batch_dims=0):
 
 def _element_index(indices: np.ndarray, axis: int) -> tuple:
     """A fancy index that addresses ``indices`` along ``axis`` and its own position elsewhere."""
-    grids = list(np.indices(indices.shape, sparse=True))
+    grids: list[np.ndarray] = list(np.indices(indices.shape, sparse=True))
     grids[axis] = indices
     return tuple(grids)
 

@@ -103,7 +103,7 @@ def _run(
         ex = [e[d].astype(work) if e is not None else None for e in extra]
         ys = np.empty((seq, batch, hidden), work)
         for t in range(seq):
-            new = cell(xw[t], st, rt, rb, acts[d], clip, *ex)
+            new = list(cell(xw[t], st, rt, rb, acts[d], clip, *ex))
             if lens is not None:
                 live = (t < lens)[:, None]
                 new = [np.where(live, n, s) for n, s in zip(new, st, strict=True)]
