@@ -13,6 +13,7 @@ from .fold import fold_constants
 from .fuse import fuse_products
 from .ir import Evaluator, GraphIR
 from .transpose import cancel_transposes
+from .winograd import ShapeOf, use_winograd
 
 
 def optimize(
@@ -22,11 +23,13 @@ def optimize(
     evaluate: Evaluator,
     *,
     fuse: bool = True,
+    shape_of: ShapeOf | None = None,
 ) -> GraphIR:
     """Run the passes over ``nodes`` (topologically ordered, each with its opsets).
 
     ``constants`` holds the initializers by name and receives folded values; ``keep`` names
-    the values that must survive (graph outputs). Returns the optimised :class:`GraphIR`.
+    the values that must survive (graph outputs); ``shape_of`` gives a value's static shape
+    (or ``None``) for the passes that depend on sizes. Returns the optimised :class:`GraphIR`.
     """
     ir = GraphIR.build(nodes, constants, keep)
     fold_constants(ir, evaluate)
@@ -35,4 +38,6 @@ def optimize(
     if fuse:
         fold_batchnorm(ir)
         fuse_products(ir)
+        if shape_of is not None:
+            use_winograd(ir, shape_of)
     return ir

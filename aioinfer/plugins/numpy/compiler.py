@@ -136,7 +136,8 @@ class _Compiler:
         nodes = self._expand(graph.node, opsets, type_of, 0)
         if top and self.optimize:
             keep = {o.name for o in graph.output} | set(input_names) | set(captured)
-            ir = optimize_graph(list(nodes), dict(initializers), keep, self._evaluate)
+            ir = optimize_graph(list(nodes), dict(initializers), keep, self._evaluate,
+                                shape_of=types.static_shape)
             nodes = ir.pairs()
             for name, value in ir.constants.items():
                 if name not in initializers:

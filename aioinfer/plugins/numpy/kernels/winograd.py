@@ -1,0 +1,90 @@
+"""3x3 stride-1 convolutions by Winograd F(2x2, 3x3): 16 GEMMs with 2.25x fewer multiplies.
+
+Each 2x2 output tile is computed from a 4x4 input tile ``d`` as ``A^T [U * (B^T d B)] A`` with
+``U = G g G^T`` the transformed 3x3 kernel (made once, at compile time, by the graph pass in
+``aioinfer/graph/winograd.py``). The elementwise product summed over input channels is one
+batched GEMM ``U (16, M, C) @ V (16, C, tiles)``; the transforms are adds and subtracts of
+strided views (B and A hold only 0 and +-1).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numpy.lib.stride_tricks import as_strided
+
+from ....graph import FUSED_DOMAIN
+from ....graph.winograd import winograd_weights
+from ..registry import register
+from .fused import _add_into, activate
+from .parallel import matmul
+
+__all__ = ["winograd_conv", "winograd_weights"]
+
+
+def _transform(d0, d1, d2, d3, outs) -> None:
+    """B^T along one axis: ``outs`` = (d0 - d2, d1 + d2, d2 - d1, d1 - d3)."""
+    np.subtract(d0, d2, out=outs[0])
+    np.add(d1, d2, out=outs[1])
+    np.subtract(d2, d1, out=outs[2])
+    np.subtract(d1, d3, out=outs[3])
+
+
+def _input_transform(x: np.ndarray, pads: list[int], tiles: tuple[int, int]) -> np.ndarray:
+    """V (16, C, N * th * tw): B^T d B of every 4x4 input tile (stride 2)."""
+    n, c, h, w = x.shape
+    th, tw = tiles
+    xp = np.zeros((n, c, 2 * th + 2, 2 * tw + 2), dtype=x.dtype)
+    top, left = pads[0], pads[1]
+    hh, ww = min(h, 2 * th + 2 - top), min(w, 2 * tw + 2 - left)
+    xp[:, :, top : top + hh, left : left + ww] = x[:, :, :hh, :ww]
+    s = xp.strides  # tile element (i, j) of every tile: a (n, c, th, tw) view, stride 2
+    d = as_strided(xp, (n, c, 4, 4, th, tw), (s[0], s[1], s[2], s[3], 2 * s[2], 2 * s[3]),
+                   writeable=False)
+    t = np.empty((4, n, c, 4, th, tw), dtype=x.dtype)
+    _transform(*(d[:, :, i] for i in range(4)), t)
+    v = np.empty((16, c, n, th, tw), dtype=x.dtype)
+    vt = v.transpose(0, 2, 1, 3, 4)  # (16, n, c, th, tw) view
+    for i in range(4):
+        _transform(*(t[i, :, :, j] for j in range(4)), vt[4 * i : 4 * i + 4])
+    return v.reshape(16, c, n * th * tw)
+
+
+def _output_transform(m: np.ndarray, n: int, tiles: tuple[int, int], out: tuple[int, int]):
+    """A^T M A for every tile, A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]: (N, M, OH, OW)."""
+    th, tw = tiles
+    k = m.shape[1]
+    m = m.reshape(4, 4, k, n, th, tw)
+    r = np.empty((2, 4, k, n, th, tw), dtype=m.dtype)
+    np.add(m[0], m[1], out=r[0])
+    r[0] += m[2]
+    np.subtract(m[1], m[2], out=r[1])
+    r[1] -= m[3]
+    y = np.empty((n, k, th, 2, tw, 2), dtype=m.dtype)
+    yt = y.transpose(1, 0, 2, 4, 3, 5)  # (k, n, th, tw, 2, 2)
+    for i in range(2):
+        ri = r[i]
+        np.add(ri[0], ri[1], out=yt[..., i, 0])
+        yt[..., i, 0] += ri[2]
+        np.subtract(ri[1], ri[2], out=yt[..., i, 1])
+        yt[..., i, 1] -= ri[3]
+    y = y.reshape(n, k, 2 * th, 2 * tw)
+    if (2 * th, 2 * tw) != out:
+        y = np.ascontiguousarray(y[:, :, : out[0], : out[1]])
+    return y
+
+
+@register("WinogradConv", since=1, domain=FUSED_DOMAIN)
+def winograd_conv(x, u, b=None, z=None, *, pads=(1, 1, 1, 1), activation="",
+                  activation_alpha=0.01, clip_min=-np.inf, clip_max=np.inf):
+    """A 3x3, stride-1, ungrouped Conv(x, w, b) [+ z] [-> activation], ``u`` from
+    :func:`winograd_weights`; ``pads`` are explicit (begin_h, begin_w, end_h, end_w)."""
+    n, _, h, w = x.shape
+    out = (h + pads[0] + pads[2] - 2, w + pads[1] + pads[3] - 2)
+    tiles = ((out[0] + 1) // 2, (out[1] + 1) // 2)
+    v = _input_transform(x, list(pads), tiles)
+    y = _output_transform(matmul(u, v), n, tiles, out)
+    if b is not None:
+        y += b.reshape(-1, 1, 1).astype(y.dtype, copy=False)
+    if z is not None:
+        y = _add_into(y, z)
+    return activate(y, activation, activation_alpha, clip_min, clip_max)
