@@ -1,0 +1,107 @@
+"""Plan memory and threads: intermediates are released after their last reader, products split
+over threads give BLAS's answer, and the plugin shares cores out between streams."""
+
+from __future__ import annotations
+
+import gc
+import threading
+import weakref
+from dataclasses import replace
+
+import numpy as np
+import pytest
+from onnx import helper
+
+import aioinfer
+from aioinfer.plugins.numpy.kernels import parallel
+from aioinfer.plugins.numpy.threads import blas_threads, cores, per_stream
+from tests.graph._util import model, plan
+
+
+def _chain_model():
+    x = np.ones((4, 4), dtype=np.float32)
+    nodes = [helper.make_node("Sigmoid", ["x"], ["a"]),
+             helper.make_node("Tanh", ["a"], ["b"]),
+             helper.make_node("Neg", ["b"], ["c"]),
+             helper.make_node("Add", ["c", "a"], ["y"])]
+    return model(nodes, {"x": x}, ["y"], float_outputs=True), x
+
+
+def test_intermediates_are_released_after_their_last_reader() -> None:
+    m, x = _chain_model()
+    p = plan(m)
+    alive_after: dict[str, list[bool]] = {}
+    refs: dict[str, weakref.ref] = {}
+
+    def watch(step):
+        fn = step.fn
+
+        def run(*args):
+            gc.collect()
+            alive_after[step.node] = {k: r() is not None for k, r in refs.items()}
+            out = fn(*args)
+            refs[step.op_type] = weakref.ref(out)
+            return out
+        return replace(step, fn=run)
+
+    p.steps = [watch(s) for s in p.steps]
+    (y,) = p.run([x])
+    gc.collect()
+    ops = [s.op_type for s in p.steps]
+    assert ops == ["Sigmoid", "Tanh", "Neg", "Add"]
+    last = p.steps[-1].node
+    # Tanh's output is read only by Neg: gone before Add runs; Sigmoid's is read by Add: alive.
+    assert alive_after[last] == {"Sigmoid": True, "Tanh": False, "Neg": True}
+    assert refs["Sigmoid"]() is None and refs["Neg"]() is None  # all dropped after the run
+    np.testing.assert_allclose(y, -np.tanh(1 / (1 + np.exp(-x))) + 1 / (1 + np.exp(-x)),
+                               rtol=1e-6)
+
+
+def test_plan_is_reusable_and_outputs_are_not_recycled() -> None:
+    m, x = _chain_model()
+    p = plan(m)
+    first = p.run([x])[0].copy()
+    second = p.run([x * 2])[0]
+    assert not np.allclose(first, second)
+    np.testing.assert_array_equal(p.run([x])[0], first)
+
+
+@pytest.mark.parametrize("shapes", [((64, 30), (30, 50)), ((3, 40, 16), (16, 70)),
+                                    ((2, 1, 64, 8), (5, 8, 33))])
+def test_split_matmul_equals_numpy(shapes) -> None:
+    rng = np.random.default_rng(1)
+    a = rng.standard_normal(shapes[0]).astype(np.float32)
+    b = rng.standard_normal(shapes[1]).astype(np.float32)
+    saved = parallel._MIN_FLOPS
+    parallel._MIN_FLOPS = 0
+    try:
+        parallel.set_intra_threads(3)
+        got = parallel.matmul(a, b)
+    finally:
+        parallel._MIN_FLOPS = saved
+        parallel.set_intra_threads(1)
+    np.testing.assert_allclose(got, np.matmul(a, b), rtol=1e-5, atol=1e-5)
+
+
+def test_intra_threads_are_per_thread() -> None:
+    parallel.set_intra_threads(4)
+    seen = []
+    t = threading.Thread(target=lambda: seen.append(parallel.intra_threads()))
+    t.start()
+    t.join()
+    assert seen == [1] and parallel.intra_threads() == 4
+    parallel.set_intra_threads(1)
+
+
+def test_cores_shared_out_between_streams() -> None:
+    assert per_stream(0, 1) == cores()
+    assert per_stream(8, 2) == 4 and per_stream(1, 4) == 1
+    m, _ = _chain_model()
+    core = aioinfer.Core()
+    latency = core.compile_model(m, "NUMPY", {"PERFORMANCE_HINT": "LATENCY"})
+    assert latency.threads_per_stream == cores()
+    tput = core.compile_model(m, "NUMPY", {"PERFORMANCE_HINT": "THROUGHPUT",
+                                           "INFERENCE_NUM_THREADS": 2, "NUM_STREAMS": 2})
+    assert tput.threads_per_stream == 1
+    assert tput.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS") == 2
+    assert blas_threads() in (None, 1)
