@@ -6,6 +6,8 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
+import numpy as np
+
 from ...errors import InferenceError
 
 
@@ -73,16 +75,18 @@ class Plan:
             env[slot] = value
         step = None
         try:
-            for step, release in zip(self.steps, self._release, strict=True):
-                result = step.fn(*[None if i is None else env[i] for i in step.ins])
-                outs = step.outs
-                if len(outs) == 1:
-                    env[outs[0]] = result[0] if isinstance(result, tuple) else result
-                else:
-                    for slot, value in zip(outs, result, strict=False):
-                        env[slot] = value
-                for slot in release:
-                    env[slot] = None
+            # IEEE results (sqrt(-1) = nan, log(0) = -inf) are ONNX semantics, not warnings.
+            with np.errstate(all="ignore"):
+                for step, release in zip(self.steps, self._release, strict=True):
+                    result = step.fn(*[None if i is None else env[i] for i in step.ins])
+                    outs = step.outs
+                    if len(outs) == 1:
+                        env[outs[0]] = result[0] if isinstance(result, tuple) else result
+                    else:
+                        for slot, value in zip(outs, result, strict=False):
+                            env[slot] = value
+                    for slot in release:
+                        env[slot] = None
         except InferenceError:
             raise
         except Exception as exc:
