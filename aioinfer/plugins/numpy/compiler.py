@@ -317,7 +317,8 @@ class _Compiler:
         """Run ``step`` on the values in ``constants``; store its outputs in ``into``."""
         into = constants if into is None else into
         try:
-            result = step.fn(*[None if i is None else constants[i] for i in step.ins])
+            with np.errstate(all="ignore"):  # as at run time: IEEE results, no warnings
+                result = step.fn(*[None if i is None else constants[i] for i in step.ins])
         except Exception as exc:
             raise InferenceError(
                 f"node {step.node!r} ({step.op_type}) failed while folding constants: {exc}",
