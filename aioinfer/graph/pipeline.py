@@ -12,6 +12,7 @@ from .cleanup import remove_passthrough
 from .fold import fold_constants
 from .fuse import fuse_products
 from .ir import Evaluator, GraphIR
+from .pow import reduce_pow
 from .transpose import cancel_transposes
 from .winograd import ShapeOf, use_winograd
 
@@ -35,6 +36,7 @@ def optimize(
     fold_constants(ir, evaluate)
     remove_passthrough(ir)
     cancel_transposes(ir)
+    reduce_pow(ir)
     if fuse:
         fold_batchnorm(ir)
         fuse_products(ir)

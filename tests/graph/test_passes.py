@@ -164,3 +164,12 @@ def test_passes_leave_the_model_untouched() -> None:
     before = m.SerializeToString()
     plan(m)
     assert m.SerializeToString() == before
+
+
+@pytest.mark.parametrize("power", [2.0, 3.0, 2.5])
+def test_pow_by_small_constant_becomes_multiplies(power: float) -> None:
+    x = rand(3, 5)
+    nodes = [helper.make_node("Pow", ["x", "p"], ["y"])]
+    p = check(model(nodes, {"x": x}, ["y"], {"p": np.array(power, dtype=np.float32)}),
+              {"x": np.abs(x)}, rtol=1e-5)
+    assert ("Pow" in ops(p)) == (power == 2.5)

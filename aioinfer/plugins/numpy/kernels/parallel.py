@@ -1,7 +1,7 @@
-"""Intra-op parallelism for the big products: one GEMM split by rows over a few threads.
+"""Intra-op parallelism for the big products: one GEMM split in blocks over a few threads.
 
 BLAS runs single-threaded (see ``plugins/numpy/threads.py``) and a large product is cut into
-``intra_threads()`` row blocks, each a single-threaded BLAS call on its own Python thread
+``intra_threads()`` row or column blocks, each a single-threaded BLAS call on its own Python thread
 (NumPy releases the GIL in matmul). Unlike a spinning BLAS pool, blocked joins never fight
 other processes or other streams for the cores, so the worst case is the one-thread speed.
 """
@@ -51,17 +51,25 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     rows, inner, cols = a.shape[-2], a.shape[-1], b.shape[-1]
     batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     flops = 2 * rows * inner * cols * int(np.prod(batch, dtype=np.int64))
-    if flops < _MIN_FLOPS or rows < 2 * threads:
+    if flops < _MIN_FLOPS or max(rows, cols) < 2 * threads:
         return np.matmul(a, b, out=out)
     if out is None:
         out = np.empty((*batch, rows, cols), dtype=np.result_type(a, b))
-    bounds = [rows * k // threads for k in range(threads + 1)]
+    # Each block reads the whole of the other operand: cut the larger side.
+    by_cols = cols > rows
+    size = cols if by_cols else rows
+    bounds = [size * k // threads for k in range(threads + 1)]
+
+    def block(lo: int, hi: int) -> None:
+        if by_cols:
+            np.matmul(a, b[..., lo:hi], out=out[..., lo:hi])
+        else:
+            np.matmul(a[..., lo:hi, :], b, out=out[..., lo:hi, :])
+
     pool = _pool(threads)
-    futures = [
-        pool.submit(np.matmul, a[..., lo:hi, :], b, out=out[..., lo:hi, :])
-        for lo, hi in zip(bounds[1:-1], bounds[2:], strict=True)
-    ]
-    np.matmul(a[..., : bounds[1], :], b, out=out[..., : bounds[1], :])
+    futures = [pool.submit(block, lo, hi)
+               for lo, hi in zip(bounds[1:-1], bounds[2:], strict=True)]
+    block(0, bounds[1])
     for f in futures:
         f.result()
     return out
