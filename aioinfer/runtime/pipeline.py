@@ -7,11 +7,15 @@ run is handed to the next executor. Only the end of the run is reported (``notif
 request costs one hop to a worker and one completion, however many stages it has.
 
 Cancellation is cooperative: :meth:`PipelineRun.cancel` sets a flag that is checked before each
-stage; the running stage always finishes, so buffers and workers stay consistent.
+stage. A long stage may also look at it between its own steps, through :func:`current_run`
+(the NUMPY plan does, between kernels) and stop early with
+:class:`~aioinfer.errors.RequestCancelledError`; otherwise the running stage finishes. Either
+way the stage ends on its own worker, so buffers and workers stay consistent.
 """
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
@@ -23,6 +27,20 @@ if TYPE_CHECKING:
     from .executors import _Pool
     from .request import InferRequest
     from .results import Results
+
+
+_running = threading.local()
+
+
+def current_run() -> PipelineRun | None:
+    """The async run whose stage the calling thread is executing (``None`` outside a stage of
+    ``start_async``/``infer_async``, e.g. in ``infer()``).
+
+    A stage with many steps may test ``run.cancelled`` between them and raise
+    :class:`~aioinfer.errors.RequestCancelledError` to stop early; read it once per stage and
+    keep the reference (the test is then one attribute load per step).
+    """
+    return getattr(_running, "run", None)
 
 
 class PipelineRun:
@@ -63,6 +81,7 @@ class PipelineRun:
         """Run stages on this worker while they belong to ``pool``; then hand over or finish."""
         request = self.request
         stages = self.stages
+        _running.run = self
         try:
             if self.index < 0:
                 if self.cancelled:
@@ -84,10 +103,18 @@ class PipelineRun:
                     break
                 following = stages[self.index].executor._pool
                 if following is not pool:
+                    _running.run = None
                     following.submit(self)
                     return
         except BaseException as exc:  # delivered to whoever waits for the run
+            if self.cancelled and not isinstance(exc, RequestCancelledError):
+                # A stage stopped by the cancellation may surface it wrapped (a plan run by a
+                # kernel of another plan): report the cancellation, keep the chain.
+                cancel = RequestCancelledError("the infer request was cancelled")
+                cancel.__cause__ = exc
+                exc = cancel
             self.error = exc
+        _running.run = None
         request._complete(self)
 
 

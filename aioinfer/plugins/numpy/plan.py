@@ -8,7 +8,8 @@ from typing import Any
 
 import numpy as np
 
-from ...errors import InferenceError
+from ...errors import InferenceError, RequestCancelledError
+from ...runtime.pipeline import current_run
 
 
 @dataclass(frozen=True)
@@ -74,10 +75,13 @@ class Plan:
         for slot, value in zip(self.input_slots, inputs, strict=False):
             env[slot] = value
         step = None
+        run = current_run()  # the async run served, if any: stop between kernels once cancelled
         try:
             # IEEE results (sqrt(-1) = nan, log(0) = -inf) are ONNX semantics, not warnings.
             with np.errstate(all="ignore"):
                 for step, release in zip(self.steps, self._release, strict=True):
+                    if run is not None and run.cancelled:
+                        raise RequestCancelledError(f"cancelled before node {step.node!r}")
                     result = step.fn(*[None if i is None else env[i] for i in step.ins])
                     outs = step.outs
                     if len(outs) == 1:
@@ -87,7 +91,7 @@ class Plan:
                             env[slot] = value
                     for slot in release:
                         env[slot] = None
-        except InferenceError:
+        except (InferenceError, RequestCancelledError):
             raise
         except Exception as exc:
             assert step is not None
