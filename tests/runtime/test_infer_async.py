@@ -192,3 +192,74 @@ async def test_random_cancellations_lose_or_duplicate_nothing(add_compiled):
             tg.start_soon(lane, request, range(k * step, (k + 1) * step))
     assert set(delivered.values()) <= {1}
     assert len(delivered) + cancelled == total and cancelled > 0
+
+
+async def test_cancel_stops_the_numpy_plan_at_its_next_step():
+    # A run cancelled while a kernel runs stops before the next kernel, not after the plan.
+    import dataclasses
+
+    compiled = aioinfer.Core().compile_model(matmul_chain(), "NUMPY")
+    plan = compiled.plan
+    original = list(plan.steps)
+    assert len(original) >= 4
+    ran: list[str] = []
+    entered, release = threading.Event(), threading.Event()
+
+    def recorded(step, hold: bool):
+        def fn(*args):
+            ran.append(step.node)
+            if hold:
+                entered.set()
+                release.wait(30)
+            return step.fn(*args)
+        return dataclasses.replace(step, fn=fn)
+
+    plan.steps[:] = [recorded(s, k == 1) for k, s in enumerate(original)]
+    request = compiled.create_infer_request()
+    x = np.random.default_rng(3).standard_normal((128, 128)).astype(np.float32)
+    with anyio.move_on_after(30) as scope:
+        async with anyio.create_task_group() as tg:
+            async def cancel_when_inside() -> None:
+                await anyio.to_thread.run_sync(entered.wait, 30)
+                threading.Timer(0.05, release.set).start()
+                tg.cancel_scope.cancel()
+
+            tg.start_soon(cancel_when_inside)
+            await request.infer_async(x)
+    assert not scope.cancelled_caught, "the cancelled await did not return"
+    assert ran == [s.node for s in original[:2]], ran  # nothing after the held kernel
+    assert not request.busy and request._results is None
+    plan.steps[:] = original
+    results = await request.infer_async(x)
+    np.testing.assert_allclose(results[0], matmul_chain_reference(x), rtol=1e-4, atol=1e-4)
+
+
+def test_cancel_from_a_thread_stops_the_plan_and_raises_request_cancelled():
+    import dataclasses
+
+    from aioinfer.errors import RequestCancelledError
+
+    compiled = aioinfer.Core().compile_model(matmul_chain(), "NUMPY")
+    plan = compiled.plan
+    ran: list[str] = []
+    entered, release = threading.Event(), threading.Event()
+    first = plan.steps[0]
+
+    def hold(*args):
+        ran.append(first.node)
+        entered.set()
+        release.wait(30)
+        return first.fn(*args)
+
+    plan.steps[0] = dataclasses.replace(first, fn=hold)
+    later = plan.steps[1]
+    plan.steps[1] = dataclasses.replace(later, fn=lambda *a: (ran.append(later.node),
+                                                              later.fn(*a))[1])
+    request = compiled.create_infer_request()
+    request.start_async(np.ones((128, 128), np.float32))
+    assert entered.wait(30)
+    request.cancel()
+    release.set()
+    with pytest.raises(RequestCancelledError, match="cancelled before node"):
+        request.wait()
+    assert ran == [first.node] and not request.busy
