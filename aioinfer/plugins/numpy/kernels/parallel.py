@@ -16,7 +16,7 @@ import numpy as np
 from .linalg import blas_matmul
 
 _BLAS_TYPES = (np.dtype(np.float32), np.dtype(np.float64))
-_MIN_FLOPS = 2_000_000  # below this a product is not worth a thread hand-off
+_MIN_FLOPS = 20_000_000  # below this a hand-off to another thread costs more than it saves
 _state = threading.local()
 _pools: dict[int, ThreadPoolExecutor] = {}
 _pools_lock = threading.Lock()
