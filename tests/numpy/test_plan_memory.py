@@ -105,3 +105,23 @@ def test_cores_shared_out_between_streams() -> None:
     assert tput.threads_per_stream == 1
     assert tput.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS") == 2
     assert blas_threads() in (None, 1)
+
+
+def test_dynamic_inputs_get_a_plan_per_shape() -> None:
+    import onnx
+
+    nodes = [helper.make_node("Shape", ["x"], ["s"]),
+             helper.make_node("Reshape", ["x", "s"], ["r"]),
+             helper.make_node("Relu", ["r"], ["y"])]
+    graph = helper.make_graph(
+        nodes, "g", [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, ["n", 3])],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, ["n", 3])])
+    m = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)], ir_version=8)
+    compiled = aioinfer.Core().compile_model(m, "NUMPY")
+    specialised = compiled.plan
+    assert len(specialised.generic.steps) == 3
+    for n in (2, 5, 2):
+        x = np.random.default_rng(n).standard_normal((n, 3)).astype(np.float32)
+        np.testing.assert_array_equal(compiled({"x": x})[0], np.maximum(x, 0))
+        assert [s.op_type for s in specialised.plan_for([x]).steps] == ["Reshape", "Relu"]
+    assert len(specialised._plans) == 2

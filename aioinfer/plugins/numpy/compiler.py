@@ -53,6 +53,35 @@ def compile_graph(
     return compiler.compile(graph, list(captured), compiler.opsets, types, top=True)
 
 
+def with_input_shapes(
+    graph: onnx.GraphProto, shapes: Mapping[str, tuple[int, ...]]
+) -> onnx.GraphProto:
+    """A copy of ``graph`` whose inputs named in ``shapes`` have those static shapes."""
+    out = onnx.GraphProto()
+    out.CopyFrom(graph)
+    for info in out.input:
+        if info.name in shapes and info.type.HasField("tensor_type"):
+            dims = info.type.tensor_type.shape
+            del dims.dim[:]
+            for d in shapes[info.name]:
+                dims.dim.add().dim_value = int(d)
+    return out
+
+
+def has_dynamic_inputs(graph: onnx.GraphProto) -> bool:
+    """Whether some graph input (not an initializer) lacks a static shape."""
+    inits = {t.name for t in graph.initializer}
+    for info in graph.input:
+        if info.name in inits or not info.type.HasField("tensor_type"):
+            continue
+        tensor = info.type.tensor_type
+        if not tensor.HasField("shape") or not all(
+            d.HasField("dim_value") for d in tensor.shape.dim
+        ):
+            return True
+    return False
+
+
 def sparse_to_dense(sparse: onnx.SparseTensorProto) -> np.ndarray:
     """A dense array from a SparseTensorProto (linear or coordinate indices)."""
     values = numpy_helper.to_array(sparse.values)

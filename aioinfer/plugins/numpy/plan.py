@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import threading
+from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
@@ -104,3 +106,51 @@ class Plan:
 
     __call__ = run
 
+
+class ShapeSpecializedPlan:
+    """A plan per distinct set of input shapes, for graphs with dynamic input dimensions.
+
+    Each new set of input shapes gets a plan compiled for exactly those shapes (its shape
+    computations fold, its Reshape targets become constants), kept in a small LRU cache; the
+    generic plan (dynamic shapes) runs inputs that are not all arrays, and any shape whose
+    specialisation fails to compile (the run then reports the real error, if there is one).
+    """
+
+    def __init__(self, generic: Plan, compile_for: Callable[[tuple[tuple[int, ...], ...]], Plan],
+                 limit: int = 8) -> None:
+        self.generic = generic
+        self._compile_for = compile_for
+        self._limit = limit
+        self._plans: OrderedDict[tuple[tuple[int, ...], ...], Plan] = OrderedDict()
+        self._lock = threading.Lock()
+        self.n_inputs = len(generic.input_names)
+
+    def plan_for(self, inputs: Sequence[Any]) -> Plan:
+        """The plan specialised for the shapes of ``inputs`` (compiled on first sight)."""
+        own = inputs[: self.n_inputs]
+        if not all(isinstance(x, np.ndarray) for x in own):
+            return self.generic
+        key = tuple(x.shape for x in own)
+        with self._lock:
+            plan = self._plans.get(key)
+            if plan is not None:
+                self._plans.move_to_end(key)
+                return plan
+            try:
+                plan = self._compile_for(key)
+            except Exception:  # noqa: BLE001 - e.g. shapes the model rejects: the generic plan
+                plan = self.generic  # runs them and raises the typed error with the node
+            self._plans[key] = plan
+            if len(self._plans) > self._limit:
+                self._plans.popitem(last=False)
+            return plan
+
+    def run(self, inputs: Sequence[Any]) -> list[Any]:
+        return self.plan_for(inputs).run(inputs)
+
+    __call__ = run
+
+    def __getattr__(self, name: str) -> Any:
+        if name == "generic":
+            raise AttributeError(name)
+        return getattr(self.generic, name)  # input/output names, steps, ... of the model

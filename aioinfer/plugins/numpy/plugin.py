@@ -11,9 +11,9 @@ from ...model import Model
 from ...properties import Property, PropertySet
 from ...runtime.executors import Executor
 from ..base import CompiledModel, Plugin, Stage, SyncInferRequest
-from .compiler import compile_graph
+from .compiler import compile_graph, has_dynamic_inputs, with_input_shapes
 from .kernels.parallel import set_intra_threads
-from .plan import Plan
+from .plan import Plan, ShapeSpecializedPlan
 from .registry import lookup
 from .threads import per_stream, set_blas_threads
 
@@ -62,8 +62,17 @@ class NumpyPlugin(Plugin):
     def compile_model(self, model: Model, config: Mapping[str, Any]) -> NumpyCompiledModel:
         props = PropertySet(_specs(self.name), self.name, **self._settable())
         props.set(config)
-        plan = compile_graph(model.proto.graph, model.opsets, device=self.name,
-                             **_function_kw(model))
+        graph, kw = model.proto.graph, _function_kw(model)
+        plan: Plan | ShapeSpecializedPlan = compile_graph(
+            graph, model.opsets, device=self.name, **kw)
+        if has_dynamic_inputs(graph):
+            names = plan.input_names
+
+            def compile_for(shapes: tuple[tuple[int, ...], ...]) -> Plan:
+                static = with_input_shapes(graph, dict(zip(names, shapes, strict=True)))
+                return compile_graph(static, model.opsets, device=self.name, **kw)
+
+            plan = ShapeSpecializedPlan(plan, compile_for)
         return NumpyCompiledModel(self, model, props, plan)
 
     def _settable(self) -> dict[str, Any]:
@@ -94,7 +103,8 @@ def _function_kw(model: Model) -> dict[str, Any]:
 class NumpyCompiledModel(CompiledModel):
     """A model compiled to one :class:`Plan`; streams are worker threads of one executor."""
 
-    def __init__(self, plugin: NumpyPlugin, model: Model, props: PropertySet, plan: Plan) -> None:
+    def __init__(self, plugin: NumpyPlugin, model: Model, props: PropertySet,
+                 plan: Plan | ShapeSpecializedPlan) -> None:
         super().__init__(plugin, model, props)
         self.plan = plan
         self.streams = resolve_streams(
