@@ -68,6 +68,7 @@ class CompiledModel(ABC):
         self._inputs = model.inputs
         self._outputs = model.outputs
         self._pool: queue.SimpleQueue[InferRequest] = queue.SimpleQueue()
+        self._released = False
 
     @property
     def inputs(self) -> list[Port]:
@@ -140,6 +141,46 @@ class CompiledModel(ABC):
         from ..runtime.streaming import stream
 
         return stream(self, source, ordered=ordered, max_in_flight=max_in_flight)
+
+    # -- lifetime --------------------------------------------------------------------------------
+    def executors(self) -> list[Executor]:
+        """The executors this compiled model owns, whose threads :meth:`release` stops.
+
+        By default every :class:`~aioinfer.runtime.executors.Executor` held in an attribute
+        (plugins keep theirs in ``self.executor``); shared executors (``HOST``, ``WAIT``) are
+        never owned. A plugin that keeps its executors elsewhere overrides this.
+        """
+        from ..runtime.executors import Executor
+
+        return [value for value in vars(self).values() if isinstance(value, Executor)]
+
+    def release(self, timeout: float | None = 5.0) -> None:
+        """Stop this model's worker threads now and join them (up to ``timeout`` seconds).
+
+        Runs already started finish first (their awaiting callers get their results); after
+        that every request of this model refuses new inferences with
+        :class:`~aioinfer.errors.RequestError`. Idempotent. ``with compiled:`` calls it on exit.
+        Without it the threads exit on their own when idle or when the model is collected.
+        """
+        self._released = True
+        for executor in self.executors():
+            executor.close(timeout)
+        while True:  # drop the pooled requests (and their buffers)
+            try:
+                self._pool.get_nowait()
+            except queue.Empty:
+                break
+
+    @property
+    def released(self) -> bool:
+        """Whether :meth:`release` has been called."""
+        return self._released
+
+    def __enter__(self) -> CompiledModel:
+        return self
+
+    def __exit__(self, *exc_info: object) -> None:
+        self.release()
 
     def get_property(self, key: str) -> Any:
         return self.properties.get(key)

@@ -68,27 +68,26 @@ class _Pool:
         self.idle_timeout = 2.0
 
     def submit(self, task: Task) -> None:
-        if self.closed:
-            from ..errors import RequestError
-
-            raise RequestError(f"executor {self.name!r} is closed")
-        self.queue.put(task)
-        # Lock-free fast path: the put happens before this read, and an exiting worker
-        # decrements ``alive`` before its last look at the queue, so no task is stranded.
-        if self.alive < self.workers:
-            self.spawn()
-
-    def spawn(self) -> None:
+        # Under the lock: a task is either refused or queued ahead of every stop sentinel, so
+        # ``stop`` never strands one (its awaiting caller would wait forever).
         with self.lock:
-            if self.alive >= self.workers or self.closed:
-                return
-            self.alive += 1
-            thread = threading.Thread(
-                target=self.work,
-                name=f"aioinfer:{self.name}:{self.serial}.{len(self.threads)}",
-                daemon=True,
-            )
-            self.threads.add(thread)
+            if self.closed:
+                from ..errors import RequestError
+
+                raise RequestError(f"executor {self.name!r} is closed (its compiled model was "
+                                   "released): no new work is accepted")
+            self.queue.put(task)
+            if self.alive < self.workers:
+                self._spawn_locked()
+
+    def _spawn_locked(self) -> None:
+        self.alive += 1
+        thread = threading.Thread(
+            target=self.work,
+            name=f"aioinfer:{self.name}:{self.serial}.{len(self.threads)}",
+            daemon=True,
+        )
+        self.threads.add(thread)
         thread.start()
 
     def work(self) -> None:
@@ -101,7 +100,7 @@ class _Pool:
                 except empty:
                     with self.lock:
                         self.alive -= 1
-                        if self.queue.empty() or self.closed:
+                        if self.queue.empty():  # else a task came in meanwhile
                             return
                         self.alive += 1
                     continue

@@ -6,9 +6,13 @@ results in submission order; ``await queue.wait_all()`` waits until nothing is i
 Finished requests come back to the loop through its completion port (one wake-up for many), and
 all bookkeeping happens on the loop thread, so the queue needs no lock.
 
-An inference that fails re-raises its error to the caller that awaits it (the ``async for``
-that reaches it, else ``wait_all``), with ``error.inputs`` and ``error.userdata`` set to what
-was submitted. With a callback set, the callback receives results and errors instead.
+Errors are delivered exactly once, to whichever consumer reaches them first, with
+``error.inputs`` and ``error.userdata`` set to what was submitted: the ``async for`` (or
+``ready_nowait``) that reaches the failed submission raises it in its place, and ``wait_all``
+raises the earliest failed submission that nothing has raised yet. An error raised by
+``wait_all`` is consumed: the iteration later skips that submission (it yields the others, in
+order) instead of raising it again. With a callback set, the callback receives results and
+errors instead; an exception raised by the callback itself is raised once by ``wait_all``.
 """
 
 from __future__ import annotations
@@ -33,7 +37,7 @@ Callback = Callable[["Results | BaseException", Any], None]
 class _Job:
     """One submission; ``deliver`` runs on the loop thread when its request has finished."""
 
-    __slots__ = ("queue", "request", "run", "seq", "inputs", "userdata", "outcome")
+    __slots__ = ("queue", "request", "run", "seq", "inputs", "userdata", "outcome", "consumed")
 
     def __init__(self, queue: AsyncInferQueue, request: InferRequest, seq: int,
                  inputs: Any, userdata: Any) -> None:
@@ -44,6 +48,7 @@ class _Job:
         self.userdata = userdata
         self.run: Any = None
         self.outcome: Results | BaseException | None = None
+        self.consumed = False  # its error was raised by wait_all: iteration skips it
 
     def deliver(self) -> None:
         self.queue._finished(self)
@@ -126,7 +131,8 @@ class AsyncInferQueue:
         self._in_flight += 1
 
     async def wait_all(self) -> None:
-        """Wait until every submission has finished; raise the first error not yet raised."""
+        """Wait until every submission has finished; raise the earliest error not yet raised
+        (it is then consumed: iterating skips that submission)."""
         while self._in_flight:
             await self._wait_changed()
         await anyio.lowlevel.checkpoint_if_cancelled()
@@ -140,19 +146,29 @@ class AsyncInferQueue:
 
         Stops when every submission has been yielded and no ``submit`` is waiting.
         """
+        await anyio.lowlevel.checkpoint_if_cancelled()  # before taking: nothing is lost
         while True:
             job = self._take_finished()
             if job is not None:
-                await anyio.lowlevel.checkpoint_if_cancelled()
+                if job.consumed:
+                    continue
                 return self._unwrap(job)
             if self._yielded == self._submitted and not self._waiting_submitters:
                 raise StopAsyncIteration
             await self._wait_changed()
 
     def ready_nowait(self) -> list[Results]:
-        """Results that can be yielded now without waiting (raises a failed one's error)."""
-        out = []
+        """Results that can be yielded now without waiting.
+
+        A failed submission ends the list before it; called again, it raises that error.
+        """
+        out: list[Results] = []
         while (job := self._take_finished()) is not None:
+            if job.consumed:
+                continue
+            if isinstance(job.outcome, BaseException) and out:
+                self._untake(job)  # raise it on the next call, after these were handled
+                break
             out.append(self._unwrap(job))
         return out
 
@@ -205,6 +221,13 @@ class AsyncInferQueue:
             self._yielded += 1
         return job
 
+    def _untake(self, job: _Job) -> None:
+        self._yielded -= 1
+        if self._ordered:
+            self._done[job.seq] = job
+        else:
+            self._done_order.appendleft(job)
+
     def _unwrap(self, job: _Job) -> Results:
         outcome = job.outcome
         if isinstance(outcome, BaseException):
@@ -213,12 +236,13 @@ class AsyncInferQueue:
         return outcome
 
     def _raise_pending_error(self) -> None:
-        for job in [*self._done.values(), *self._done_order]:
-            if isinstance(job.outcome, BaseException) and not getattr(
-                job.outcome, "_aioinfer_raised", False
-            ):
-                setattr(job.outcome, "_aioinfer_raised", True)  # noqa: B010
-                raise job.outcome
+        failed = [job for job in [*self._done.values(), *self._done_order]
+                  if isinstance(job.outcome, BaseException) and not job.consumed]
+        if failed:
+            job = min(failed, key=lambda j: j.seq)
+            job.consumed = True
+            assert job.outcome is not None
+            raise job.outcome
         if self._errors:
             raise self._errors.popleft()
 

@@ -231,6 +231,8 @@ class InferRequest:
         return run.results
 
     def _acquire(self) -> None:
+        if self._compiled._released:
+            raise RequestError(f"{self._compiled!r} was released: compile the model again")
         if not self._busy.acquire(blocking=False):
             raise RequestBusyError("the infer request is busy: wait for it or create another")
 

@@ -77,11 +77,51 @@ async def test_error_reraised_with_the_input_that_caused_it(add_compiled):
     with pytest.raises(InputTypeError) as info:
         await queue.wait_all()
     assert info.value.userdata == "bad" and info.value.inputs is bad
+    await queue.wait_all()  # delivered once: not raised again
+    # the iteration skips the submission whose error wait_all already raised
+    assert [r.userdata async for r in queue] == ["good", "after"]
+
+
+async def test_error_met_by_iteration_first_is_not_raised_by_wait_all(add_compiled):
+    queue = AsyncInferQueue(add_compiled, jobs=2)
+    await queue.submit(_pair(1.0), userdata="good")
+    await queue.submit([np.zeros((1, 16), np.int32)] * 2, userdata="bad")
+    await queue.submit(_pair(3.0), userdata="after")
     iterator = aiter(queue)
     assert (await anext(iterator)).userdata == "good"
-    with pytest.raises(InputTypeError):
+    with pytest.raises(InputTypeError) as info:
         await anext(iterator)
-    assert (await anext(iterator)).userdata == "after"
+    assert info.value.userdata == "bad"
+    await queue.wait_all()  # already delivered to the iteration
+    assert [r.userdata async for r in queue] == ["after"]
+
+
+async def test_two_errors_each_raised_once_in_submission_order(add_compiled):
+    queue = AsyncInferQueue(add_compiled, jobs=3)
+    bad = [np.zeros((1, 16), np.int32)] * 2
+    for tag in ("bad0", "good1", "bad2", "good3"):
+        await queue.submit(bad if tag.startswith("bad") else _pair(1.0), userdata=tag)
+    raised = []
+    for _ in range(2):
+        with pytest.raises(InputTypeError) as info:
+            await queue.wait_all()
+        raised.append(info.value.userdata)
+    await queue.wait_all()
+    assert raised == ["bad0", "bad2"]
+    assert [r.userdata async for r in queue] == ["good1", "good3"]
+
+
+async def test_ready_nowait_keeps_results_before_an_error(add_compiled):
+    queue = AsyncInferQueue(add_compiled, jobs=3)
+    await queue.submit(_pair(1.0), userdata="good")
+    await queue.submit([np.zeros((1, 16), np.int32)] * 2, userdata="bad")
+    await queue.submit(_pair(2.0), userdata="after")
+    while queue.in_flight:
+        await anyio.sleep(0.001)
+    assert [r.userdata for r in queue.ready_nowait()] == ["good"]
+    with pytest.raises(InputTypeError):
+        queue.ready_nowait()
+    assert [r.userdata for r in queue.ready_nowait()] == ["after"]
 
 
 async def test_callback_gets_results_and_errors(add_compiled):
