@@ -236,13 +236,14 @@ class AsyncInferQueue:
         return outcome
 
     def _raise_pending_error(self) -> None:
-        failed = [job for job in [*self._done.values(), *self._done_order]
+        failed = [(job.seq, job) for job in [*self._done.values(), *self._done_order]
                   if isinstance(job.outcome, BaseException) and not job.consumed]
         if failed:
-            job = min(failed, key=lambda j: j.seq)
+            job = min(failed, key=lambda pair: pair[0])[1]
             job.consumed = True
-            assert job.outcome is not None
-            raise job.outcome
+            error = job.outcome
+            assert isinstance(error, BaseException)
+            raise error
         if self._errors:
             raise self._errors.popleft()
 
