@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import dataclasses
 import multiprocessing as mp
 import pathlib
 import resource
@@ -28,7 +29,7 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import numpy_helper, shape_inference
+from onnx import numpy_helper
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # run from a checkout
 
@@ -88,31 +89,31 @@ def build_models(names: list[str], folder: pathlib.Path) -> dict[str, pathlib.Pa
 
 
 def gflops(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> float:
-    """GFLOP of one inference: 2 x multiply-adds of Conv, Gemm and MatMul."""
-    graph = onnx.helper.make_graph(model.graph.node, "g", [
-        onnx.helper.make_tensor_value_info(k, onnx.helper.np_dtype_to_tensor_dtype(v.dtype),
-                                           v.shape) for k, v in feeds.items()
-    ], model.graph.output, model.graph.initializer)
-    typed = onnx.helper.make_model(graph, opset_imports=model.opset_import)
-    typed.ir_version = model.ir_version
-    inferred = shape_inference.infer_shapes(typed).graph
-    shapes = {i.name: [d.dim_value for d in i.type.tensor_type.shape.dim]
-              for i in (*inferred.value_info, *inferred.output, *inferred.input)}
-    shapes.update({t.name: list(t.dims) for t in model.graph.initializer})
-    total = 0.0
-    for node in model.graph.node:
-        out = shapes.get(node.output[0])
-        if not out or not all(out):
-            continue
-        if node.op_type == "Conv":
-            w = shapes.get(node.input[1], [])
-            total += 2.0 * np.prod(out) * np.prod(w[1:])
-        elif node.op_type in ("Gemm", "MatMul"):
-            a = shapes.get(node.input[0], [])
-            transposed = any(x.name == "transA" and x.i for x in node.attribute)
-            k = a[-2] if transposed else (a[-1] if a else 0)
-            total += 2.0 * np.prod(out) * k
-    return total / 1e9
+    """GFLOP of one inference: 2 x the multiply-adds of Conv, Gemm and MatMul, counted from
+    the operand shapes seen in one run of the unoptimised NUMPY plan (dynamic shapes too)."""
+    from aioinfer.plugins.numpy.compiler import compile_graph
+
+    plan = compile_graph(model.graph, {o.domain: o.version for o in model.opset_import},
+                         optimize=False)
+    total = [0.0]
+
+    def counted(step: Any) -> Any:
+        def run(*args: Any) -> Any:
+            y = step.fn(*args)
+            out = np.asarray(y[0] if isinstance(y, tuple) else y)
+            if step.op_type == "Conv":
+                total[0] += 2.0 * out.size * np.prod(args[1].shape[1:])
+            else:
+                a = args[0]
+                transposed = getattr(step.fn, "keywords", {}).get("transA", 0)
+                total[0] += 2.0 * out.size * (a.shape[-2] if transposed else a.shape[-1])
+            return y
+        return dataclasses.replace(step, fn=run)
+
+    plan.steps = [counted(s) if s.op_type in ("Conv", "Gemm", "MatMul") else s
+                  for s in plan.steps]
+    plan.run([feeds[name] for name in plan.input_names])
+    return total[0] / 1e9
 
 
 # -- engines (run inside the workers) ------------------------------------------------------------
