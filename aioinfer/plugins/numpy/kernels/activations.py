@@ -8,18 +8,42 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
+import numpy.typing as npt
 
 from ..registry import register
-from .elementwise import erf
+from .elementwise import FloatArray, blockwise, erf, erf_rational, polyval
+
+_BLOCK = 1 << 16
+_ZEROS: dict[np.dtype[Any], npt.NDArray[Any]] = {}
 
 
-def sigmoid(x: np.ndarray) -> np.ndarray:
-    """1 / (1 + exp(-x)); exp overflowing to inf for x < -88 gives the right limit, 0."""
+def sigmoid(x: FloatArray) -> FloatArray:
+    """1 / (1 + exp(-x)); exp overflowing to inf for x < -88 gives the right limit, 0.
+
+    Kept in this form rather than 0.5 tanh(x/2) + 0.5 (25% faster) for its relative accuracy
+    in the lower tail (sigmoid(-20) = 2e-9, not 0).
+    """
     e = np.negative(x)
     with np.errstate(over="ignore"):
         np.exp(e, out=e)
     e += 1
-    return np.reciprocal(e, out=e)
+    return np.divide(1.0, e, out=e)
+
+
+def _max_zero(x: npt.NDArray[Any]) -> npt.NDArray[Any]:
+    """max(x, 0) in blocks against a zero array: numpy's maximum with a scalar operand is not
+    vectorised (it is ~1.5x slower than with an array)."""
+    if x.size <= _BLOCK or not x.flags.c_contiguous:
+        return np.maximum(x, 0, out=...)
+    zeros = _ZEROS.get(x.dtype)
+    if zeros is None:
+        zeros = _ZEROS.setdefault(x.dtype, np.zeros(_BLOCK, dtype=x.dtype))
+    flat = x.reshape(-1)
+    out = np.empty_like(flat)
+    for start in range(0, flat.size, _BLOCK):  # blocks, not elements
+        stop = min(start + _BLOCK, flat.size)
+        np.maximum(flat[start:stop], zeros[: stop - start], out=out[start:stop])
+    return out.reshape(x.shape)
 
 
 def _softplus(x: np.ndarray) -> np.ndarray:
@@ -57,7 +81,7 @@ def _with_legacy(op: str, fn: Callable[..., Any], since: int = 6) -> None:
 
 @_rank1
 def relu(x):
-    return np.maximum(x, 0, out=...)
+    return _max_zero(x)
 
 
 @_rank1
@@ -201,23 +225,58 @@ def shrink(x, *, bias=0.0, lambd=0.5):
 
 
 _SQRT_2_OVER_PI = math.sqrt(2.0 / math.pi)
+# 0.5 erf(x / sqrt 2) = x N(x^2) / D(x^2) for |x| <= _GELU_CLAMP. The rational function wobbles
+# by an ulp around +-0.5 near its end; clamped at 99% it is exactly +-0.5 there, so Gelu is
+# exactly 0 for large negative x, not x * 6e-8.
+_ERF_CLAMP, _GELU_NUM, _GELU_DEN = erf_rational(1 / math.sqrt(2.0), 0.5)
+_GELU_CLAMP = 0.99 * _ERF_CLAMP
+
+
+def _gelu_block(x: FloatArray, out: FloatArray, s1: FloatArray, s2: FloatArray) -> None:
+    """x (0.5 + 0.5 erf(x / sqrt 2)) in float32, all passes on one cache-sized block."""
+    xc = np.clip(x, -_GELU_CLAMP, _GELU_CLAMP, out=s1)
+    x2 = np.multiply(xc, xc, out=s2)
+    num = polyval(_GELU_NUM, x2, out=out)
+    num *= xc
+    den = polyval(_GELU_DEN, x2, out=s1)
+    np.divide(num, den, out=out)
+    out += 0.5
+    out *= x
+
+
+def _gelu_tanh_block(x: FloatArray, out: FloatArray, s1: FloatArray, s2: FloatArray) -> None:
+    """x (0.5 + 0.5 tanh(sqrt(2/pi) (x + 0.044715 x^3)))."""
+    y = np.multiply(x, x, out=out)
+    y *= 0.044715 * _SQRT_2_OVER_PI
+    y += _SQRT_2_OVER_PI
+    y *= x
+    np.tanh(y, out=y)
+    y *= 0.5
+    y += 0.5
+    y *= x
 
 
 @register("Gelu", since=20)
-@_rank1
 def gelu(x, *, approximate="none"):
-    """0.5 x (1 + erf(x / sqrt 2)), or the tanh approximation."""
-    if approximate == "tanh":
-        inner = x * x
-        inner *= 0.044715
-        inner += 1
-        inner *= x
-        inner *= _SQRT_2_OVER_PI
-        t = np.tanh(inner, out=inner)
-    elif approximate == "none":
-        t = erf(x * (1 / math.sqrt(2.0)))
-    else:
+    """0.5 x (1 + erf(x / sqrt 2)), or the tanh approximation; computed in float32 blocks
+    (float64 on the double-accurate erf)."""
+    if approximate not in ("none", "tanh"):
         raise ValueError(f"Gelu approximate must be 'none' or 'tanh', got {approximate!r}")
+    if x.dtype == np.float64:
+        return _gelu_double(x, approximate)
+    return blockwise(_gelu_block if approximate == "none" else _gelu_tanh_block, x)
+
+
+def _gelu_double(x: npt.NDArray[np.float64], approximate: str) -> npt.NDArray[np.float64]:
+    if approximate == "tanh":
+        t = x * x
+        t *= 0.044715
+        t += 1
+        t *= x
+        t *= _SQRT_2_OVER_PI
+        np.tanh(t, out=t)
+    else:
+        t = np.asarray(erf(x * (1 / math.sqrt(2.0))))
     t += 1
     t *= x
     t *= 0.5

@@ -6,6 +6,7 @@ import functools
 
 import ml_dtypes
 import numpy as np
+import numpy.typing as npt
 import onnx
 
 from ..registry import register
@@ -27,11 +28,10 @@ _STRING = np.dtype(object)
 @functools.cache
 def onnx_to_numpy_dtype(to: int | str) -> np.dtype:
     """The numpy dtype of an ONNX ``TensorProto.DataType`` (a name for opset-1 Cast)."""
-    if isinstance(to, str):
-        to = _TP.DataType.Value(to.upper())
-    if to == _TP.STRING:
+    code = int(_TP.DataType.Value(to.upper())) if isinstance(to, str) else to
+    if code == _TP.STRING:
         return _STRING
-    return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(to))
+    return np.dtype(onnx.helper.tensor_dtype_to_np_dtype(code))
 
 
 def _to_e8m0(x: np.ndarray, saturate: bool, round_mode: str) -> np.ndarray:
@@ -55,6 +55,61 @@ def _to_e8m0(x: np.ndarray, saturate: bool, round_mode: str) -> np.ndarray:
     exponent += round_up
     exponent[special] = 0xFF
     return exponent.astype(np.uint8).view(_E8M0)
+
+
+# --- float32 -> float16 ----------------------------------------------------------------------
+# numpy's float32 -> float16 astype is a scalar software loop (~3 ns an element); this bit-level
+# version runs a few cache-resident passes per block and is bit-identical to it (checked on all
+# 2^32 float32 bit patterns), NaN payloads included.
+_F16_BLOCK = 1 << 16
+_F16_MIN_SIZE = 1 << 12  # below this numpy's loop is as fast
+# An array, not a scalar: numpy's minimum with a scalar operand is not vectorised (~4x slower).
+_F16_INF = np.full(_F16_BLOCK, 0x7C00, dtype=np.uint32)
+_F16_TINY = 0x38800000  # float32 bits of 2**-14, the smallest normal float16
+
+
+def _f16_block(b: npt.NDArray[np.uint32], a: npt.NDArray[np.uint32],
+               t: npt.NDArray[np.uint32], s: npt.NDArray[np.uint32],
+               m: npt.NDArray[np.bool_], out: npt.NDArray[np.uint16]) -> None:
+    """float32 bits ``b`` -> float16 bits ``out``, rounding to nearest even; a t s m scratch."""
+    np.bitwise_and(b, 0x7FFFFFFF, out=a)
+    # Normal: rebias the exponent (127 -> 15) and round off 13 mantissa bits, ties to even;
+    # a carry out of the mantissa bumps the exponent, past 65504 up to inf (then clamped).
+    np.right_shift(a, 13, out=t)
+    t &= 1
+    t += a
+    t += 0xC8000FFF  # 0xFFF - (112 << 23), modulo 2**32
+    t >>= 13
+    np.minimum(t, _F16_INF[: t.size], out=t)
+    # Subnormal: adding 0.5 in float32 leaves |x| * 2**24 rounded to even in the low bits.
+    np.add(a.view(np.float32), 0.5, out=s.view(np.float32))
+    s -= 0x3F000000
+    np.less(a, _F16_TINY, out=m)
+    np.copyto(t, s, where=m)
+    if a.max() > 0x7F800000:  # NaN: numpy keeps the top 10 payload bits, never 0 (not inf)
+        np.greater(a, 0x7F800000, out=m)
+        payload = (a[m] >> 13) & 0x3FF
+        t[m] = 0x7C00 | np.maximum(payload, 1)
+    np.right_shift(b, 16, out=s)
+    s &= 0x8000
+    t |= s
+    np.copyto(out, t, casting="unsafe")
+
+
+def float32_to_float16(x: npt.NDArray[np.float32]) -> npt.NDArray[np.float16]:
+    """``x.astype(np.float16)``, bit for bit, several times faster on large arrays."""
+    if x.size < _F16_MIN_SIZE:
+        return x.astype(np.float16)
+    bits = np.ascontiguousarray(x).reshape(-1).view(np.uint32)
+    out = np.empty(bits.shape, dtype=np.uint16)
+    n = min(bits.size, _F16_BLOCK)
+    a, t, s = (np.empty(n, dtype=np.uint32) for _ in range(3))
+    m = np.empty(n, dtype=np.bool_)
+    with np.errstate(invalid="ignore"):  # signalling NaNs in the float32 add
+        for i in range(0, bits.size, _F16_BLOCK):  # cache-sized blocks, not elements
+            k = min(_F16_BLOCK, bits.size - i)
+            _f16_block(bits[i : i + k], a[:k], t[:k], s[:k], m[:k], out[i : i + k])
+    return out.view(np.float16).reshape(x.shape)
 
 
 def _from_strings(x: np.ndarray, dtype: np.dtype) -> np.ndarray:
@@ -91,6 +146,8 @@ def cast_to(x: np.ndarray, dtype: np.dtype, saturate: int = 1, round_mode: str =
         return x.astype(dtype)
     if dtype == _E8M0:
         return _to_e8m0(x, bool(saturate), round_mode)
+    if dtype == np.float16 and x.dtype == np.float32:
+        return float32_to_float16(x)
     return x.astype(dtype)
 
 
