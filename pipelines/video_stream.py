@@ -1,7 +1,7 @@
 """A streaming video-classification pipeline over a synthetic camera.
 
     frames (async generator, target fps) -> preprocess (resize, normalize, NCHW; worker thread)
-        -> await request.infer_async (a pool of requests, so frames overlap)
+        -> compiled.stream (up to N requests in flight, backpressure on the source, in order)
         -> postprocess (top-k; worker thread) -> sink (in frame order; fps and latency)
 
 Run it with ``python -m pipelines.video_stream --frames 100``. The event loop only schedules:
@@ -15,19 +15,19 @@ import argparse
 import functools
 import sys
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable, Sequence
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 import anyio
-import anyio.abc
 import numpy as np
 
 import aioinfer
 from aioinfer import models
 from aioinfer.plugins.base import CompiledModel
 from aioinfer.runtime.executors import Executor
-from aioinfer.runtime.request import InferRequest
 
 T = TypeVar("T")
 
@@ -150,13 +150,6 @@ def input_size(compiled: CompiledModel) -> tuple[int, int]:
 
 
 # -- the pipeline -----------------------------------------------------------------------------
-@dataclass
-class _Pending:
-    frame: Frame
-    done: anyio.Event = field(default_factory=anyio.Event)
-    result: FrameResult | None = None
-
-
 async def run_pipeline(
     compiled: CompiledModel,
     frames: AsyncIterator[Frame],
@@ -167,58 +160,44 @@ async def run_pipeline(
 ) -> tuple[list[FrameResult], StreamStats]:
     """Classify every frame, up to ``requests`` at once, and deliver results in frame order.
 
-    ``sink`` is called on the loop thread with each result (keep it cheap). Returns all
-    results and the stream's statistics.
+    The frames go through ``compiled.stream``: it pulls the next frame only when a request is
+    free (a fast source is slowed to the model's pace), keeps ``requests`` inferences running
+    and yields the outputs in frame order. ``sink`` is called on the loop thread with each
+    result (keep it cheap). Returns all results and the stream's statistics.
     """
     if requests < 1:
         raise ValueError(f"requests must be >= 1, got {requests}")
     size = input_size(compiled)
     stats = StreamStats()
     results: list[FrameResult] = []
-    free_send, free_recv = anyio.create_memory_object_stream[InferRequest](requests)
-    for _ in range(requests):
-        free_send.send_nowait(compiled.create_infer_request())
-    order_send, order_recv = anyio.create_memory_object_stream[_Pending](requests)
-    in_flight = 0
+    submitted: deque[Frame] = deque()  # handed to the stream, result not delivered yet
 
-    async def process(request: InferRequest, pending: _Pending) -> None:
-        nonlocal in_flight
+    async def tensors() -> AsyncIterator[np.ndarray]:
         try:
-            tensor = await off_loop(preprocess, pending.frame.image, size)
-            output = await request.infer_async(tensor)
-            classes, scores = await off_loop(top_k, output[0], k)
-            pending.result = FrameResult(pending.frame.index, classes, scores,
-                                         time.perf_counter() - pending.frame.captured)
-        finally:
-            in_flight -= 1
-            free_send.send_nowait(request)
-            pending.done.set()
-
-    async def produce(group: anyio.abc.TaskGroup) -> None:
-        nonlocal in_flight
-        async with order_send:
             async for frame in frames:
-                request = await free_recv.receive()
-                pending = _Pending(frame)
-                await order_send.send(pending)
-                in_flight += 1
-                stats.max_in_flight = max(stats.max_in_flight, in_flight)
-                group.start_soon(process, request, pending)
+                tensor = await off_loop(preprocess, frame.image, size)
+                # Pulled only when a request is free: the others are running or delivered.
+                stats.max_in_flight = max(stats.max_in_flight, len(submitted) + 1)
+                submitted.append(frame)
+                yield tensor
+        finally:
+            aclose = getattr(frames, "aclose", None)
+            if aclose is not None:
+                await aclose()
 
     start = time.perf_counter()
-    async with anyio.create_task_group() as group, free_send, free_recv:
-        group.start_soon(produce, group)
-        async with order_recv:
-            async for pending in order_recv:
-                await pending.done.wait()
-                if pending.result is None:  # its task failed; the group raises its error
-                    break
-                results.append(pending.result)
-                stats.frames += 1
-                stats.latencies.append(pending.result.latency)
-                stats.elapsed = time.perf_counter() - start
-                if sink is not None:
-                    sink(pending.result)
+    async with aclosing(compiled.stream(tensors(), max_in_flight=requests)) as outputs:
+        async for output in outputs:
+            frame = submitted.popleft()
+            classes, scores = await off_loop(top_k, output[0], k)
+            result = FrameResult(frame.index, classes, scores,
+                                 time.perf_counter() - frame.captured)
+            results.append(result)
+            stats.frames += 1
+            stats.latencies.append(result.latency)
+            stats.elapsed = time.perf_counter() - start
+            if sink is not None:
+                sink(result)
     return results, stats
 
 

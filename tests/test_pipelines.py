@@ -6,6 +6,7 @@ import os
 import subprocess
 import sys
 import time
+from contextlib import aclosing
 from pathlib import Path
 
 import numpy as np
@@ -80,3 +81,33 @@ def test_command_line_runs() -> None:
     assert proc.returncode == 0, proc.stderr
     assert proc.stdout.count("frame ") == 3
     assert "12 frames in" in proc.stdout
+
+
+@pytest.mark.anyio
+async def test_a_failing_sink_stops_the_stream_and_closes_the_source(
+    compiled: aioinfer.CompiledModel,
+) -> None:
+    pulled: list[int] = []
+    delivered: list[int] = []
+    closed = False
+
+    async def frames():
+        nonlocal closed
+        try:
+            async with aclosing(synthetic_frames(50, height=32, width=32, fps=0)) as source:
+                async for frame in source:
+                    pulled.append(frame.index)
+                    yield frame
+        finally:
+            closed = True
+
+    def sink(result: FrameResult) -> None:
+        delivered.append(result.index)
+        if result.index == 4:
+            raise RuntimeError("sink is full")
+
+    with pytest.raises(RuntimeError, match="sink is full"):
+        await run_pipeline(compiled, frames(), requests=2, k=1, sink=sink)
+    assert closed
+    # backpressure: a frame is pulled only when one of the 2 requests is free
+    assert delivered == [0, 1, 2, 3, 4] and len(pulled) <= len(delivered) + 2 + 1, pulled

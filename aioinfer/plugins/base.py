@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import queue
 from abc import ABC, abstractmethod
-from collections.abc import AsyncIterable, AsyncIterator, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -131,7 +131,7 @@ class CompiledModel(ABC):
 
     def stream(
         self, source: AsyncIterable[Any], *, ordered: bool = True, max_in_flight: int = 0
-    ) -> AsyncIterator[Results]:
+    ) -> AsyncGenerator[Results, None]:
         """An async generator of results for each input of the async iterable ``source``.
 
         At most ``max_in_flight`` inferences run at once (0: OPTIMAL_NUMBER_OF_INFER_REQUESTS);

@@ -8,7 +8,7 @@ to the model's pace instead of queueing without bound.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterable, AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterable
 from typing import TYPE_CHECKING, Any
 
 from .infer_queue import AsyncInferQueue
@@ -24,7 +24,7 @@ async def stream(
     *,
     ordered: bool = True,
     max_in_flight: int = 0,
-) -> AsyncIterator[Results]:
+) -> AsyncGenerator[Results, None]:
     """Yield the results of ``compiled`` for each input of ``source``.
 
     ``max_in_flight=0`` takes ``OPTIMAL_NUMBER_OF_INFER_REQUESTS``. Results that are ready are
@@ -36,9 +36,9 @@ async def stream(
     inputs_iter = aiter(source)
     try:
         async for inputs in inputs_iter:
-            for results in queue.ready_nowait():
-                yield results
             await queue.submit(inputs)  # waits for a free request: the backpressure
+            for results in queue.ready_nowait():  # before pulling (and preparing) the next
+                yield results
         async for results in queue:
             yield results
     finally:
