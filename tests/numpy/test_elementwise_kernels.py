@@ -443,3 +443,11 @@ def test_relu_large_blocked(dtype):
 def test_sigmoid_large_matches_ort():
     inputs = {"x": (rng.standard_normal(100_000) * 8).astype(np.float32)}
     assert_matches_ort(_one("Sigmoid", inputs), inputs)
+
+
+@pytest.mark.parametrize("op", ["ReduceSum", "ReduceMean", "ReduceSumSquare", "ReduceL2"])
+@pytest.mark.parametrize(("axes", "keepdims"), [([-1], 1), ([2, 3], 0), ([3, 2], 1), ([1], 0)])
+def test_reduce_trailing_axes_fast_path(op, axes, keepdims):
+    x = rng.standard_normal((2, 8, 14, 14)).astype(np.float32)
+    inputs = {"x": x, "axes": np.array(axes, np.int64)}
+    assert_matches_ort(_one(op, inputs, opset=18, keepdims=keepdims), inputs)
