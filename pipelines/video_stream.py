@@ -160,10 +160,10 @@ async def run_pipeline(
 ) -> tuple[list[FrameResult], StreamStats]:
     """Classify every frame, up to ``requests`` at once, and deliver results in frame order.
 
-    The frames go through ``compiled.stream``: it pulls the next frame only when a request is
-    free (a fast source is slowed to the model's pace), keeps ``requests`` inferences running
-    and yields the outputs in frame order. ``sink`` is called on the loop thread with each
-    result (keep it cheap). Returns all results and the stream's statistics.
+    The frames go through ``compiled.stream``: it pulls the next frame only when fewer than
+    ``requests`` frames are between pulled and delivered (a fast source is slowed to the
+    model's pace) and yields the outputs in frame order. ``sink`` is called on the loop thread
+    with each result (keep it cheap). Returns all results and the stream's statistics.
     """
     if requests < 1:
         raise ValueError(f"requests must be >= 1, got {requests}")
@@ -176,9 +176,8 @@ async def run_pipeline(
         try:
             async for frame in frames:
                 tensor = await off_loop(preprocess, frame.image, size)
-                # Pulled only when a request is free: the others are running or delivered.
-                stats.max_in_flight = max(stats.max_in_flight, len(submitted) + 1)
                 submitted.append(frame)
+                stats.max_in_flight = max(stats.max_in_flight, len(submitted))
                 yield tensor
         finally:
             aclose = getattr(frames, "aclose", None)

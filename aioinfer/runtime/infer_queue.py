@@ -92,6 +92,11 @@ class AsyncInferQueue:
         """Submissions started and not finished yet."""
         return self._in_flight
 
+    @property
+    def outstanding(self) -> int:
+        """Submissions not yielded yet: running, or finished and waiting for their turn."""
+        return self._submitted - self._yielded
+
     def is_ready(self) -> bool:
         """Whether a request is free, so that ``submit`` would start at once."""
         return bool(self._free)

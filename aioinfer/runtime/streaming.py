@@ -1,9 +1,10 @@
 """Streaming inference: an async generator over an async source, with backpressure.
 
 ``compiled.stream(source)`` pulls inputs from ``source`` (an async iterable), keeps at most
-``max_in_flight`` inferences running, and yields their results, in input order unless
-``ordered=False``. The source is only pulled when a request is free, so a fast source is slowed
-to the model's pace instead of queueing without bound.
+``max_in_flight`` inputs between pulled and yielded (running, or finished and waiting for their
+turn), and yields their results, in input order unless ``ordered=False``. The source is only
+pulled when there is room, so a fast source is slowed to the model's pace and a slow inference
+at the head of the order cannot make later results pile up.
 """
 
 from __future__ import annotations
@@ -35,9 +36,19 @@ async def stream(
     queue = AsyncInferQueue(compiled, jobs=max_in_flight, ordered=ordered)
     inputs_iter = aiter(source)
     try:
-        async for inputs in inputs_iter:
-            await queue.submit(inputs)  # waits for a free request: the backpressure
-            for results in queue.ready_nowait():  # before pulling (and preparing) the next
+        window = len(queue)
+        while True:
+            # Pull only when fewer than `window` inputs are not yet yielded: a slow one at the
+            # head (ordered) cannot make later results pile up, and the next input is not
+            # pulled (prepared) before it can start.
+            while queue.outstanding >= window:
+                yield await anext(queue)
+            try:
+                inputs = await anext(inputs_iter)
+            except StopAsyncIteration:
+                break
+            await queue.submit(inputs)  # a request is free: outstanding < window
+            for results in queue.ready_nowait():
                 yield results
         async for results in queue:
             yield results
