@@ -56,9 +56,17 @@ def compile_graph(
 def with_input_shapes(
     graph: onnx.GraphProto, shapes: Mapping[str, tuple[int, ...]]
 ) -> onnx.GraphProto:
-    """A copy of ``graph`` whose inputs named in ``shapes`` have those static shapes."""
+    """A copy of ``graph`` whose inputs named in ``shapes`` have those static shapes.
+
+    ``value_info`` and the outputs' shapes are dropped (they hold the symbolic shapes, which
+    would win over inferred ones): shape inference then derives static ones from the inputs.
+    """
     out = onnx.GraphProto()
     out.CopyFrom(graph)
+    del out.value_info[:]
+    for info in out.output:
+        if info.type.HasField("tensor_type"):
+            info.type.tensor_type.ClearField("shape")
     for info in out.input:
         if info.name in shapes and info.type.HasField("tensor_type"):
             dims = info.type.tensor_type.shape
