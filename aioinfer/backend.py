@@ -96,7 +96,7 @@ class AioInferBackend(Backend):
             helper.make_tensor_value_info(
                 name, helper.np_dtype_to_tensor_dtype(np.asarray(v).dtype), np.shape(v)
             )
-            for name, v in zip(names, values)
+            for name, v in zip(names, values, strict=True)
         ]
         graph_outputs = [helper.make_empty_tensor_value_info(o) for o in node.output if o]
         graph = helper.make_graph([node], "run_node", graph_inputs, graph_outputs)

@@ -13,14 +13,14 @@ import importlib
 import threading
 from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
-from typing import Any, Union
+from typing import Any
 
 from .errors import DeviceNotFoundError, PluginLoadError
 from .model import Model, load_model
 from .plugins.base import CompiledModel, Plugin
 
 PluginFactory = Callable[[str], Plugin]
-PluginSource = Union[Plugin, PluginFactory, str]
+PluginSource = Plugin | PluginFactory | str
 
 _BUILTIN: dict[str, str] = {
     "NUMPY": "aioinfer.plugins.numpy:NumpyPlugin",

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
-from typing import Any, Union
+from typing import Any
 
 import networkx as nx
 import numpy as np
@@ -14,7 +14,7 @@ from onnx import helper
 
 from .errors import InputError, InvalidModelError
 
-Dim = Union[int, str, None]  # static size, symbolic name, or unknown
+Dim = int | str | None  # static size, symbolic name, or unknown
 
 
 @dataclass(frozen=True)

@@ -38,7 +38,7 @@ def assert_similar(expected: Any, actual: Any, rtol: float, atol: float) -> None
     if isinstance(expected, (list, tuple)):
         assert isinstance(actual, (list, tuple)), f"expected a sequence, got {type(actual)}"
         assert len(expected) == len(actual), f"sequence length {len(actual)} != {len(expected)}"
-        for e, a in zip(expected, actual):
+        for e, a in zip(expected, actual, strict=True):
             assert_similar(e, a, rtol, atol)
         return
     if expected is None:
@@ -82,7 +82,7 @@ def check_case(case: Any, run: Runner) -> None:
         expected = [as_numpy(v) for v in expected]
         actual = run(model, inputs)
         assert len(actual) == len(expected), f"{len(actual)} outputs, expected {len(expected)}"
-        for e, a in zip(expected, actual):
+        for e, a in zip(expected, actual, strict=True):
             assert_similar(e, a, case.rtol, case.atol)
 
 

@@ -73,7 +73,7 @@ def check_data_model(case: DataModelCase, device: str, rtol: float = 1e-3,
     for inputs, expected in data_sets:
         actual = run(model, inputs)
         assert len(actual) == len(expected), f"{len(actual)} outputs, expected {len(expected)}"
-        for e, a in zip(expected, actual):
+        for e, a in zip(expected, actual, strict=True):
             assert_similar(e, a, rtol, atol)
 
 
