@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Mapping
+from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
 import onnx
@@ -13,8 +13,11 @@ from .fold import fold_constants
 from .fuse import fuse_products
 from .ir import Evaluator, GraphIR
 from .pow import reduce_pow
+from .shapes import fold_static_shapes, infer_static_shapes
 from .transpose import cancel_transposes
 from .winograd import ShapeOf, use_winograd
+
+_SHAPE_ROUNDS = 32  # each round typically unlocks one more layer of a transformer
 
 
 def optimize(
@@ -25,15 +28,26 @@ def optimize(
     *,
     fuse: bool = True,
     shape_of: ShapeOf | None = None,
+    static_inputs: Sequence[onnx.ValueInfoProto] | None = None,
 ) -> GraphIR:
     """Run the passes over ``nodes`` (topologically ordered, each with its opsets).
 
     ``constants`` holds the initializers by name and receives folded values; ``keep`` names
     the values that must survive (graph outputs); ``shape_of`` gives a value's static shape
-    (or ``None``) for the passes that depend on sizes. Returns the optimised :class:`GraphIR`.
+    (or ``None``) for the passes that depend on sizes. ``static_inputs`` (the graph inputs,
+    when all of them have static shapes) turns on shape folding: inference and folding alternate
+    until no Shape/Size node is left to fold. Returns the optimised :class:`GraphIR`.
     """
     ir = GraphIR.build(nodes, constants, keep)
     fold_constants(ir, evaluate)
+    if static_inputs is not None:
+        for _ in range(_SHAPE_ROUNDS):
+            if not any(n.op_type in ("Shape", "Size") for n in ir.nodes):
+                break
+            shapes = infer_static_shapes(ir, static_inputs)
+            if not fold_static_shapes(ir, shapes, evaluate):
+                break
+            fold_constants(ir, evaluate)
     remove_passthrough(ir)
     cancel_transposes(ir)
     reduce_pow(ir)

@@ -173,8 +173,10 @@ class _Compiler:
         nodes = self._expand(graph.node, opsets, type_of, 0)
         if top and self.optimize:
             keep = {o.name for o in graph.output} | set(input_names) | set(captured)
+            own = [i for i in graph.input if i.name in input_names]
+            static = own if all(types.static_shape(i.name) for i in own) else None
             ir = optimize_graph(list(nodes), dict(initializers), keep, self._evaluate,
-                                shape_of=types.static_shape)
+                                shape_of=types.static_shape, static_inputs=static)
             nodes = ir.pairs()
             for name, value in ir.constants.items():
                 if name not in initializers:
