@@ -17,6 +17,7 @@ compiler folds), compiled with the THROUGHPUT hint and ``--streams`` streams.
 
     python benchmarks/loop_lag.py [--seconds 5] [--rounds 3] [--streams 2]
                                   [--loop asyncio|uvloop|trio] [--switch-interval MS]
+                                  [--worker-nice N]
 """
 
 from __future__ import annotations
@@ -36,6 +37,7 @@ import onnx
 
 import aioinfer
 from aioinfer.plugins.base import CompiledModel
+from aioinfer.runtime.executors import set_worker_nice
 
 RESNET50 = os.path.join(os.path.dirname(onnx.__file__),
                         "backend", "test", "data", "light", "light_resnet50.onnx")
@@ -167,10 +169,13 @@ def main() -> None:
     parser.add_argument("--loop", choices=["asyncio", "uvloop", "trio"], default="asyncio")
     parser.add_argument("--switch-interval", type=float, default=None, metavar="MS",
                         help="sys.setswitchinterval for this run (default: leave it)")
+    parser.add_argument("--worker-nice", type=int, default=0, metavar="N",
+                        help="run aioinfer's worker threads at nice N (set_worker_nice)")
     parser.add_argument("--skip-throughput", action="store_true")
     args = parser.parse_args()
     if args.switch_interval is not None:
         sys.setswitchinterval(args.switch_interval / 1e3)
+    set_worker_nice(args.worker_nice)
 
     backend = "trio" if args.loop == "trio" else "asyncio"
     options: dict[str, Any] = {"use_uvloop": True} if args.loop == "uvloop" else {}
@@ -188,7 +193,7 @@ def main() -> None:
     print(f"ResNet-50 on NUMPY, THROUGHPUT, {args.streams} streams (optimal requests {optimal});"
           f" {args.loop}; {args.rounds} rounds x {seconds:g} s per mode; {os.cpu_count()} cores,"
           f" load {os.getloadavg()[0]:.1f} at start; switch interval "
-          f"{sys.getswitchinterval() * 1e3:g} ms")
+          f"{sys.getswitchinterval() * 1e3:g} ms; aioinfer workers at nice {args.worker_nice}")
 
     modes: dict[str, Callable[[], Lag]] = {
         "idle (nothing running)": lambda: (tick(), 0.0),

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import os
+import sys
 import threading
 
 import numpy as np
@@ -91,3 +93,32 @@ def test_release_racing_with_submissions_strands_nothing():
             assert request.wait_for(10), "a run started before release never finished"
             assert request.wait()["y"][0, 0] == 1.0
         assert _workers(compiled) == []
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread priority is Linux only")
+def test_worker_nice_lowers_only_the_workers_priority():
+    from aioinfer.runtime.executors import Executor, set_worker_nice
+
+    def nice_here() -> int:
+        return os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
+
+    before = nice_here()
+    executor = Executor("nice-probe", workers=1)
+    set_worker_nice(min(before + 3, 19))
+    try:
+        submitted: list[int] = []
+        done = threading.Event()
+
+        class Probe:
+            def advance(self, pool: object) -> None:
+                submitted.append(nice_here())
+                done.set()
+
+        executor.submit(Probe())
+        assert done.wait(10)
+    finally:
+        set_worker_nice(0)
+        executor.close()
+    assert submitted == [min(before + 3, 19)] and nice_here() == before
+    with pytest.raises(ValueError, match="0..19"):
+        set_worker_nice(-1)
