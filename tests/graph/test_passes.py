@@ -173,3 +173,23 @@ def test_pow_by_small_constant_becomes_multiplies(power: float) -> None:
     p = check(model(nodes, {"x": x}, ["y"], {"p": np.array(power, dtype=np.float32)}),
               {"x": np.abs(x)}, rtol=1e-5)
     assert ("Pow" in ops(p)) == (power == 2.5)
+
+
+def test_shape_chains_fold_through_reshapes_when_inputs_are_static() -> None:
+    # x -> Reshape(x, Shape(x)[0], -1) -> Shape -> Reshape back: two rounds of inference.
+    x = rand(2, 3, 4)
+    i64 = np.int64
+    nodes = [
+        helper.make_node("Shape", ["x"], ["s"]),
+        helper.make_node("Gather", ["s", "zero"], ["n"], axis=0),
+        helper.make_node("Unsqueeze", ["n", "zero1"], ["n1"]),
+        helper.make_node("Concat", ["n1", "minus1"], ["target"], axis=0),
+        helper.make_node("Reshape", ["x", "target"], ["flat"]),
+        helper.make_node("Shape", ["flat"], ["s2"]),
+        helper.make_node("Reshape", ["flat", "s2"], ["same"]),
+        helper.make_node("Relu", ["same"], ["y"]),
+    ]
+    inits = {"zero": np.array(0, dtype=i64), "zero1": np.array([0], dtype=i64),
+             "minus1": np.array([-1], dtype=i64)}
+    p = check(model(nodes, {"x": x}, ["y"], inits), {"x": x})
+    assert "Shape" not in ops(p)
