@@ -185,7 +185,8 @@ def main() -> None:
         return anyio.run(fn, *fn_args, backend=backend, backend_options=options)
 
     def tick() -> list[float]:
-        return on_loop(ticker, seconds)  # type: ignore[no-any-return]
+        delays: list[float] = on_loop(ticker, seconds)
+        return delays
 
     compiled = compile_resnet50(args.streams)
     optimal = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))

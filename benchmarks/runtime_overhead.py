@@ -19,11 +19,13 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import functools
 import importlib.util
 import random
 import threading
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
+from typing import Any
 
 import numpy as np
 import onnx
@@ -155,13 +157,15 @@ def _report(name: str, rate: float, lags: list[float]) -> None:
           f"p99 {np.percentile(ms, 99):6.2f} ms  max {ms.max():6.2f} ms")
 
 
-def _run(loop_kind: str, coro_fn: Callable[[], Awaitable[tuple[float, list[float]]]]
-         ) -> tuple[float, list[float]]:
+Measured = tuple[float, list[float]]
+
+
+def _run(loop_kind: str, coro_fn: Callable[[], Coroutine[Any, Any, Measured]]) -> Measured:
     if loop_kind == "uvloop":
         import uvloop
 
-        return uvloop.run(coro_fn())  # type: ignore[no-any-return]
-    return asyncio.run(coro_fn())  # type: ignore[arg-type]
+        return uvloop.run(coro_fn())
+    return asyncio.run(coro_fn())
 
 
 def overhead(seconds: float, tasks: int) -> None:
@@ -171,11 +175,11 @@ def overhead(seconds: float, tasks: int) -> None:
     for loop_kind in loops:
         make = aioinfer_workers(model)
         _report(f"aioinfer infer_async ({loop_kind})",
-                *_run(loop_kind, lambda make=make: measure(make, tasks, seconds)))
+                *_run(loop_kind, functools.partial(measure, make, tasks, seconds)))
     for loop_kind in loops:
         make = ort_workers(model)
         _report(f"onnxruntime run_async ({loop_kind})",
-                *_run(loop_kind, lambda make=make: measure(make, tasks, seconds)))
+                *_run(loop_kind, functools.partial(measure, make, tasks, seconds)))
     if importlib.util.find_spec("openvino") is not None:
         make = openvino_workers(model, tasks)
         _report("openvino AsyncInferQueue (asyncio)",
