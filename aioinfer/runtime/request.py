@@ -96,6 +96,7 @@ class InferRequest:
         self._acquire()
         try:
             self._prepare(inputs)
+            self._profile = _perf_count(self._compiled)  # PERF_COUNT may change between runs
             if self._profile:
                 self._timings = [_timed(stage) for stage in self._stages]
             else:
@@ -192,6 +193,7 @@ class InferRequest:
             self._busy.release()
             raise RequestError(f"{self._compiled.device}: the request has no stages")
         run = PipelineRun(self, self._stages, inputs)
+        self._profile = _perf_count(self._compiled)  # PERF_COUNT may change between runs
         if self._profile:
             run.timings = []
         self._current = run

@@ -14,6 +14,7 @@ from ..base import CompiledModel, Plugin, Stage, SyncInferRequest
 from .compiler import compile_graph, has_dynamic_inputs, with_input_shapes
 from .kernels.parallel import set_intra_threads
 from .plan import Plan, ShapeSpecializedPlan
+from .profiling import PlanProfiler
 from .registry import lookup
 from .threads import per_stream, set_blas_threads
 
@@ -143,6 +144,20 @@ class NumpyInferRequest(SyncInferRequest):
     def stages(self) -> list[Stage]:
         return [Stage("infer", self.compiled.executor, self._infer)]
 
+    _profiler: PlanProfiler | None = None
+
     def _infer(self) -> None:
         set_intra_threads(self.compiled.threads_per_stream)
-        self.outputs = self.compiled.plan.run(self.inputs)
+        plan = self.compiled.plan
+        if self.compiled.get_property(P.PERF_COUNT):
+            if self._profiler is None:
+                self._profiler = PlanProfiler()
+            self._profiler.start()
+            concrete = plan.plan_for(self.inputs) if hasattr(plan, "plan_for") else plan
+            self.outputs = self._profiler.profiled(concrete).run(self.inputs)
+        else:
+            self.outputs = plan.run(self.inputs)
+
+    def profiling_info(self) -> list[dict[str, Any]]:
+        """Each plan step of the last inference, in run order (with PERF_COUNT on)."""
+        return list(self._profiler.records) if self._profiler is not None else []
