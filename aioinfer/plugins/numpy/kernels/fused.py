@@ -6,6 +6,8 @@ the product's own buffer: bias, residual add, activation. No epilogue op allocat
 
 from __future__ import annotations
 
+import functools
+
 import numpy as np
 
 from ....graph import FUSED_DOMAIN
@@ -27,6 +29,13 @@ def activate(y: np.ndarray, activation: str, alpha: float, lo: float, hi: float)
     return y
 
 
+def _activation(activation: str, alpha: float, lo: float, hi: float):
+    """``activate`` bound to its parameters, or ``None`` for no activation."""
+    if not activation:
+        return None
+    return functools.partial(activate, activation=activation, alpha=alpha, lo=lo, hi=hi)
+
+
 def _add_into(y: np.ndarray, z: np.ndarray) -> np.ndarray:
     if z.shape == y.shape or np.broadcast_shapes(z.shape, y.shape) == y.shape:
         np.add(y, z, out=y)
@@ -39,10 +48,8 @@ def fused_conv(x, w, b=None, z=None, *, auto_pad="NOTSET", dilations=None, group
                kernel_shape=None, pads=None, strides=None, activation="",
                activation_alpha=0.01, clip_min=-np.inf, clip_max=np.inf):
     """Conv(x, w, b) [+ z] [-> activation]."""
-    y = conv_forward(x, w, b, auto_pad, dilations, group, pads, strides)
-    if z is not None:
-        y = _add_into(y, z)
-    return activate(y, activation, activation_alpha, clip_min, clip_max)
+    act = _activation(activation, activation_alpha, clip_min, clip_max)
+    return conv_forward(x, w, b, auto_pad, dilations, group, pads, strides, z, act)
 
 
 @register("FusedGemm", since=1, domain=FUSED_DOMAIN)

@@ -9,6 +9,7 @@ other processes or other streams for the cores, so the worst case is the one-thr
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
@@ -66,10 +67,32 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
         else:
             np.matmul(a[..., lo:hi, :], b, out=out[..., lo:hi, :])
 
-    pool = _pool(threads)
-    futures = [pool.submit(block, lo, hi)
-               for lo, hi in zip(bounds[1:-1], bounds[2:], strict=True)]
-    block(0, bounds[1])
-    for f in futures:
-        f.result()
+    _run_bounds(block, bounds)
     return out
+
+
+def _run_bounds(fn: Callable[[int, int], None], bounds: list[int]) -> None:
+    """``fn(lo, hi)`` for each consecutive pair of ``bounds``; the first on this thread."""
+    pool = _pool(len(bounds) - 1)
+    futures = [pool.submit(fn, lo, hi) for lo, hi in zip(bounds[1:-1], bounds[2:], strict=True)]
+    try:
+        fn(bounds[0], bounds[1])
+    finally:
+        for f in futures:
+            f.result()
+
+
+def run_blocks(fn: Callable[[int, int], None], size: int, work: float,
+               min_work: float = _MIN_FLOPS) -> None:
+    """``fn(lo, hi)`` over ``range(size)`` cut into one block per intra-op thread.
+
+    ``work`` estimates the whole job (in multiply-adds or elements touched, against
+    ``min_work``): small jobs, or ``size`` too small to cut, run as one block on this thread.
+    ``fn`` must write disjoint outputs per block and release the GIL for its bulk (NumPy
+    copies, ufuncs and BLAS calls do).
+    """
+    threads = min(intra_threads(), size)
+    if threads < 2 or work < min_work:
+        fn(0, size)
+        return
+    _run_bounds(fn, [size * k // threads for k in range(threads + 1)])

@@ -15,10 +15,12 @@ from numpy.lib.stride_tricks import as_strided
 from ....graph import FUSED_DOMAIN
 from ....graph.winograd import winograd_weights
 from ..registry import register
-from .fused import _add_into, activate
-from .parallel import matmul
+from .fused import _activation, _add_into
+from .parallel import run_blocks
 
 __all__ = ["winograd_conv", "winograd_weights"]
+
+_MIN_TRANSFORM = 2_000_000  # flops: a smaller input transform stays on one thread
 
 
 def _transform(d0, d1, d2, d3, outs) -> None:
@@ -29,8 +31,9 @@ def _transform(d0, d1, d2, d3, outs) -> None:
     np.subtract(d1, d3, out=outs[3])
 
 
-def _input_transform(x: np.ndarray, pads: list[int], tiles: tuple[int, int]) -> np.ndarray:
-    """V (16, C, N * th * tw): B^T d B of every 4x4 input tile (stride 2)."""
+def _input_transform(x: np.ndarray, pads: list[int], tiles: tuple[int, int],
+                     v: np.ndarray) -> None:
+    """``v`` (16, C, N, th, tw) = B^T d B of every 4x4 input tile of ``x`` (stride 2)."""
     n, c, h, w = x.shape
     th, tw = tiles
     xp = np.zeros((n, c, 2 * th + 2, 2 * tw + 2), dtype=x.dtype)
@@ -42,15 +45,13 @@ def _input_transform(x: np.ndarray, pads: list[int], tiles: tuple[int, int]) -> 
                    writeable=False)
     t = np.empty((4, n, c, 4, th, tw), dtype=x.dtype)
     _transform(*(d[:, :, i] for i in range(4)), t)
-    v = np.empty((16, c, n, th, tw), dtype=x.dtype)
     vt = v.transpose(0, 2, 1, 3, 4)  # (16, n, c, th, tw) view
     for i in range(4):
         _transform(*(t[i, :, :, j] for j in range(4)), vt[4 * i : 4 * i + 4])
-    return v.reshape(16, c, n * th * tw)
 
 
-def _output_transform(m: np.ndarray, n: int, tiles: tuple[int, int], out: tuple[int, int]):
-    """A^T M A for every tile, A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]: (N, M, OH, OW)."""
+def _output_transform(m: np.ndarray, n: int, tiles: tuple[int, int], y: np.ndarray) -> None:
+    """``y`` (N, K, th, 2, tw, 2) = A^T M A for every tile, A^T = [[1, 1, 1, 0], [0, 1, -1, -1]]."""
     th, tw = tiles
     k = m.shape[1]
     m = m.reshape(4, 4, k, n, th, tw)
@@ -59,7 +60,6 @@ def _output_transform(m: np.ndarray, n: int, tiles: tuple[int, int], out: tuple[
     r[0] += m[2]
     np.subtract(m[1], m[2], out=r[1])
     r[1] -= m[3]
-    y = np.empty((n, k, th, 2, tw, 2), dtype=m.dtype)
     yt = y.transpose(1, 0, 2, 4, 3, 5)  # (k, n, th, tw, 2, 2)
     for i in range(2):
         ri = r[i]
@@ -67,24 +67,57 @@ def _output_transform(m: np.ndarray, n: int, tiles: tuple[int, int], out: tuple[
         yt[..., i, 0] += ri[2]
         np.subtract(ri[1], ri[2], out=yt[..., i, 1])
         yt[..., i, 1] -= ri[3]
-    y = y.reshape(n, k, 2 * th, 2 * tw)
-    if (2 * th, 2 * tw) != out:
-        y = np.ascontiguousarray(y[:, :, : out[0], : out[1]])
-    return y
 
 
 @register("WinogradConv", since=1, domain=FUSED_DOMAIN)
 def winograd_conv(x, u, b=None, z=None, *, pads=(1, 1, 1, 1), activation="",
                   activation_alpha=0.01, clip_min=-np.inf, clip_max=np.inf):
     """A 3x3, stride-1, ungrouped Conv(x, w, b) [+ z] [-> activation], ``u`` from
-    :func:`winograd_weights`; ``pads`` are explicit (begin_h, begin_w, end_h, end_w)."""
-    n, _, h, w = x.shape
+    :func:`winograd_weights`; ``pads`` are explicit (begin_h, begin_w, end_h, end_w).
+
+    With several intra-op threads, the input transform is cut by input channels and the
+    GEMM, output transform and epilogue by output channels (``parallel.run_blocks``).
+    """
+    n, c, h, w = x.shape
+    k = u.shape[1]
     out = (h + pads[0] + pads[2] - 2, w + pads[1] + pads[3] - 2)
     tiles = ((out[0] + 1) // 2, (out[1] + 1) // 2)
-    v = _input_transform(x, list(pads), tiles)
-    y = _output_transform(matmul(u, v), n, tiles, out)
-    if b is not None:
-        y += b.reshape(-1, 1, 1).astype(y.dtype, copy=False)
+    count = n * tiles[0] * tiles[1]
+    v = np.empty((16, c, n, *tiles), dtype=x.dtype)
+    run_blocks(lambda lo, hi: _input_transform(x[:, lo:hi], list(pads), tiles, v[:, lo:hi]),
+               c, 48.0 * v.size / 16, _MIN_TRANSFORM)
+    v2 = v.reshape(16, c, count)
+    y = np.empty((n, k, tiles[0], 2, tiles[1], 2), dtype=x.dtype)
+    exact = (2 * tiles[0], 2 * tiles[1]) == out
+    zb = z if exact and z is not None and z.shape == (n, k, *out) else None
+    act = _activation(activation, activation_alpha, clip_min, clip_max)
+    bias = None if b is None else b.reshape(-1, 1, 1).astype(x.dtype, copy=False)
+
+    def block(lo: int, hi: int) -> None:
+        _output_transform(np.matmul(u[:, lo:hi], v2), n, tiles, y[:, lo:hi])
+        if not exact:
+            return
+        yb = y[:, lo:hi].reshape(n, hi - lo, *out)
+        if bias is not None:
+            yb += bias[lo:hi]
+        if zb is not None:
+            yb += zb[:, lo:hi]
+        if act is not None and (z is None or zb is not None):
+            act(yb)
+
+    run_blocks(block, k, 16.0 * k * c * count)
+    y = y.reshape(n, k, 2 * tiles[0], 2 * tiles[1])
+    if exact:
+        return y if z is None or zb is not None else _after(y, z, act)
+    y = np.ascontiguousarray(y[:, :, : out[0], : out[1]])
+    if bias is not None:
+        y += bias
+    return _after(y, z, act)
+
+
+def _after(y: np.ndarray, z, act) -> np.ndarray:
     if z is not None:
         y = _add_into(y, z)
-    return activate(y, activation, activation_alpha, clip_min, clip_max)
+    if act is not None:
+        act(y)
+    return y
