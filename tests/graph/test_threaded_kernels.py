@@ -58,7 +58,7 @@ def test_fused_conv_in_blocks(threads: int, kernel: int, strides: int, group: in
     assert ops(p) == ["FusedConv"]
 
 
-@pytest.mark.parametrize("size", [(14, 14), (15, 17)])
+@pytest.mark.parametrize("size", [(14, 14), (15, 17), (16, 18)])
 @pytest.mark.parametrize("residual", [False, True])
 def test_winograd_conv_in_blocks(threads: int, size: tuple[int, int], residual: bool) -> None:
     x = rand(1, 64, *size)
