@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 from onnx import helper
 
-from aioinfer.plugins.numpy.kernels import conv_fast, parallel, winograd
+from aioinfer.plugins.numpy.kernels import conv_fast, parallel, pool, winograd
 
 from ._util import check, model, ops
 
@@ -23,6 +23,7 @@ def threads(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(parallel, "_MIN_FLOPS", 0)
     monkeypatch.setattr(conv_fast, "_MIN_COPY", 0)
     monkeypatch.setattr(winograd, "_MIN_TRANSFORM", 0)
+    monkeypatch.setattr(pool, "_MIN_WORK", 0)
     parallel.set_intra_threads(request.param)
     yield request.param
     parallel.set_intra_threads(1)
@@ -94,3 +95,14 @@ def test_run_blocks_raises_the_error_of_a_block(threads: int) -> None:
 
     with pytest.raises(ValueError, match="last block"):
         parallel.run_blocks(fail, 10, 1.0)
+
+
+@pytest.mark.parametrize("op,attrs", [
+    ("MaxPool", dict(kernel_shape=[3, 3], strides=[2, 2])),
+    ("MaxPool", dict(kernel_shape=[3, 2], strides=[2, 1], pads=[1, 0, 1, 1], ceil_mode=1)),
+    ("AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])),
+    ("AveragePool", dict(kernel_shape=[2, 3], pads=[1, 1, 0, 1], count_include_pad=1)),
+])
+def test_pools_in_blocks(threads: int, op: str, attrs: dict) -> None:
+    x = rand(2, 5, 11, 9)
+    check(model([helper.make_node(op, ["x"], ["y"], **attrs)], {"x": x}, ["y"]), {"x": x})

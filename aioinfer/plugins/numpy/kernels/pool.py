@@ -1,7 +1,10 @@
 """Pooling: Max/Average/Lp pooling over strided window slices, their Global forms, MaxUnpool.
 
-Each pool loops over the kernel-window offsets (a small static count) and combines whole
-strided slices of the padded input, so every step is one vectorised pass over the output.
+Max, average and Lp pooling are separable: the window reduction runs one spatial axis at a time
+(``k0 + k1`` passes over shrinking arrays instead of ``k0 * k1`` over the output), each pass
+one vectorised ufunc over whole strided slices of the padded input, and the channels are cut
+over the stream's intra-op threads. Max pooling with indices loops over the kernel-window
+offsets (a small static count).
 """
 
 from __future__ import annotations
@@ -10,6 +13,9 @@ import numpy as np
 
 from ..registry import register
 from ._window import Ints, offset_slices, offsets, out_size, pad_spatial, resolve_pads
+from .parallel import run_blocks
+
+_MIN_WORK = 300_000  # window elements: a smaller pool stays on one thread
 
 
 class _Geometry:
@@ -41,6 +47,36 @@ class _Geometry:
         for off in offsets(self.kernel):
             sl = offset_slices(off, self.out, self.strides, self.dilations)
             yield off, xp[(slice(None), slice(None), *sl)]
+
+    def reduce(self, x: np.ndarray, ufunc: np.ufunc, fill: float, y: np.ndarray) -> None:
+        """``y`` = ``ufunc`` over every window of ``x`` padded with ``fill``, axis by axis,
+        with the channels cut over the intra-op threads."""
+        n_sp = len(self.kernel)
+
+        def block(lo: int, hi: int) -> None:
+            cur = pad_spatial(x[:, lo:hi], self.begin, self.end, fill)
+            for axis in range(n_sp):
+                last = axis == n_sp - 1
+                cur = self._reduce_axis(cur, axis, ufunc, y[:, lo:hi] if last else None)
+
+        work = float(np.prod(y.shape)) * int(np.prod(self.kernel))
+        run_blocks(block, x.shape[1], work, _MIN_WORK)
+
+    def _reduce_axis(self, cur: np.ndarray, axis: int, ufunc: np.ufunc,
+                     dst: np.ndarray | None) -> np.ndarray:
+        """``ufunc`` over the window of spatial ``axis`` at every output position, into ``dst``."""
+        k, s, d, o = self.kernel[axis], self.strides[axis], self.dilations[axis], self.out[axis]
+        lead = (slice(None),) * (2 + axis)
+        parts = [cur[(*lead, slice(off * d, off * d + (o - 1) * s + 1, s))] for off in range(k)]
+        if dst is None:
+            dst = np.empty(parts[0].shape, dtype=cur.dtype)
+        if k == 1:
+            np.copyto(dst, parts[0])
+            return dst
+        ufunc(parts[0], parts[1], out=dst)
+        for part in parts[2:]:
+            ufunc(dst, part, out=dst)
+        return dst
 
     def counts(self, lo_pad: Ints, hi_pad: Ints) -> np.ndarray:
         """Window elements inside [-lo_pad, size + hi_pad) per output position (separable)."""
@@ -75,12 +111,12 @@ def _flat_index(geo: _Geometry, off: Ints, storage_order: int) -> np.ndarray:
 def max_pool(x, *, auto_pad="NOTSET", ceil_mode=0, dilations=None, kernel_shape=None,
              pads=None, storage_order=0, strides=None, n_outputs=1):
     geo = _Geometry(x, auto_pad, kernel_shape, strides, dilations, pads, ceil_mode)
+    if n_outputs < 2:
+        y = np.empty((*x.shape[:2], *geo.out), dtype=x.dtype)
+        geo.reduce(x, np.maximum, _lowest(x.dtype), y)
+        return y
     xp = pad_spatial(x, geo.begin, geo.end, _lowest(x.dtype))
     y = np.full((*x.shape[:2], *geo.out), _lowest(x.dtype), dtype=x.dtype)
-    if n_outputs < 2:
-        for _, sl in geo.slices(xp):
-            np.maximum(y, sl, out=y)
-        return y
     idx = np.zeros(y.shape, dtype=np.int64)
     for off, sl in geo.slices(xp):
         better = sl > y
@@ -108,10 +144,8 @@ def average_pool(x, *, auto_pad="NOTSET", ceil_mode=0, count_include_pad=0, dila
 def _window_sum(x: np.ndarray, geo: _Geometry, p: float | None) -> np.ndarray:
     """Sum over each window of ``x`` (or of ``|x|**p``), zero-padded."""
     src = x if p is None else np.abs(x) if p == 1 else np.abs(x) ** x.dtype.type(p)
-    xp = pad_spatial(src, geo.begin, geo.end, 0)
-    y = np.zeros((*x.shape[:2], *geo.out), dtype=x.dtype)
-    for _, sl in geo.slices(xp):
-        y += sl
+    y = np.empty((*x.shape[:2], *geo.out), dtype=x.dtype)
+    geo.reduce(src, np.add, 0, y)
     return y
 
 
