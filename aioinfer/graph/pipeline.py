@@ -7,6 +7,7 @@ from typing import Any
 
 import onnx
 
+from .affine import fold_affine_into_conv, fuse_affine
 from .bn_fold import fold_batchnorm
 from .cleanup import remove_passthrough
 from .fold import fold_constants
@@ -54,6 +55,8 @@ def optimize(
     if fuse:
         fold_batchnorm(ir)
         fuse_products(ir)
+        fuse_affine(ir, shape_of)
+        fold_affine_into_conv(ir)
         if shape_of is not None:
             use_winograd(ir, shape_of)
     return ir

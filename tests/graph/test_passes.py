@@ -193,3 +193,37 @@ def test_shape_chains_fold_through_reshapes_when_inputs_are_static() -> None:
              "minus1": np.array([-1], dtype=i64)}
     p = check(model(nodes, {"x": x}, ["y"], inits), {"x": x})
     assert "Shape" not in ops(p)
+
+
+def test_bn_scale_shift_relu_chain_becomes_one_channel_affine() -> None:
+    x = rand(1, 4, 5, 5)
+    nodes = [helper.make_node("Concat", ["x", "x"], ["cat"], axis=1),
+             helper.make_node("BatchNormalization", ["cat", "s", "bb", "mean", "var"], ["bn"]),
+             helper.make_node("Mul", ["bn", "m"], ["scaled"]),
+             helper.make_node("Add", ["scaled", "a"], ["shifted"]),
+             helper.make_node("Sub", ["shifted", "k"], ["moved"]),
+             helper.make_node("Relu", ["moved"], ["y"])]
+    inits = {**bn_params(8), "m": rand(8, 1, 1), "a": rand(1, 8, 1, 1),
+             "k": np.array(0.25, dtype=np.float32)}
+    p = check(model(nodes, {"x": x}, ["y"], inits), {"x": x})
+    assert ops(p) == ["Concat", "ChannelAffine"]
+
+
+def test_affine_that_would_broadcast_the_input_is_left_alone() -> None:
+    x = rand(1, 1, 3, 3)
+    nodes = [helper.make_node("Mul", ["x", "m"], ["a"]),
+             helper.make_node("Add", ["a", "c"], ["y"])]
+    p = check(model(nodes, {"x": x}, ["y"], {"m": rand(1, 4, 1, 1), "c": rand(4, 1, 1)}),
+              {"x": x})
+    assert ops(p) == ["Mul", "Add"]
+
+
+def test_affine_after_a_conv_folds_into_its_weights() -> None:
+    x = rand(1, 3, 6, 6)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], pads=[1, 1, 1, 1]),
+             helper.make_node("Mul", ["c", "m"], ["scaled"]),
+             helper.make_node("Add", ["scaled", "a"], ["shifted"]),
+             helper.make_node("Relu", ["shifted"], ["y"])]
+    inits = {"w": rand(5, 3, 3, 3), "m": rand(5, 1, 1), "a": rand(5, 1, 1)}
+    p = check(model(nodes, {"x": x}, ["y"], inits), {"x": x})
+    assert ops(p) == ["FusedConv"]
