@@ -125,3 +125,40 @@ def test_dynamic_inputs_get_a_plan_per_shape() -> None:
         np.testing.assert_array_equal(compiled({"x": x})[0], np.maximum(x, 0))
         assert [s.op_type for s in specialised.plan_for([x]).steps] == ["Reshape", "Relu"]
     assert len(specialised._plans) == 2
+
+
+def test_blas_threads_only_for_a_lone_stream_and_not_after_a_starved_call() -> None:
+    from aioinfer.plugins.numpy.kernels import blas_mode
+
+    assert not blas_mode.blas_may_thread()  # no stream running
+    blas_mode.stream_started()
+    blas_mode.stream_started()
+    try:
+        assert not blas_mode.blas_may_thread()  # two streams: they would fight over the cores
+    finally:
+        blas_mode.stream_finished()
+    try:
+        blas_mode.check(0.050, 4e6)  # 50 ms for 4 MFLOP: the pool was starved
+        assert not blas_mode.blas_may_thread()
+    finally:
+        blas_mode.stream_finished()
+        blas_mode._state["banned_until"] = 0.0
+
+
+def test_products_agree_whether_blas_or_the_split_threads_them(monkeypatch) -> None:
+    from aioinfer.plugins.numpy.kernels import blas_mode
+
+    rng = np.random.default_rng(3)
+    a = rng.standard_normal((1, 64, 256)).astype(np.float32)
+    b = rng.standard_normal((256, 300)).astype(np.float32)
+    parallel.set_intra_threads(2)
+    try:
+        results = []
+        for allowed in (True, False):
+            monkeypatch.setattr(blas_mode, "blas_may_thread", lambda allowed=allowed: allowed)
+            results.append(parallel.matmul(a, b))
+    finally:
+        parallel.set_intra_threads(1)
+    for got in results:
+        np.testing.assert_allclose(got, np.matmul(a, b), rtol=1e-5, atol=1e-4)
+    assert blas_threads() in (None, 1)  # BLAS is back to one thread after the product

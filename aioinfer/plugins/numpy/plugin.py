@@ -12,6 +12,7 @@ from ...properties import Property, PropertySet
 from ...runtime.executors import Executor
 from ..base import CompiledModel, Plugin, Stage, SyncInferRequest
 from .compiler import compile_graph, has_dynamic_inputs, with_input_shapes
+from .kernels.blas_mode import stream_finished, stream_started
 from .kernels.parallel import set_intra_threads
 from .plan import Plan, ShapeSpecializedPlan
 from .profiling import PlanProfiler
@@ -149,14 +150,18 @@ class NumpyInferRequest(SyncInferRequest):
     def _infer(self) -> None:
         set_intra_threads(self.compiled.threads_per_stream)
         plan = self.compiled.plan
-        if self.compiled.get_property(P.PERF_COUNT):
-            if self._profiler is None:
-                self._profiler = PlanProfiler()
-            self._profiler.start()
-            concrete = plan.plan_for(self.inputs) if hasattr(plan, "plan_for") else plan
-            self.outputs = self._profiler.profiled(concrete).run(self.inputs)
-        else:
-            self.outputs = plan.run(self.inputs)
+        stream_started()  # BLAS may thread only while one stream runs (kernels/blas_mode.py)
+        try:
+            if self.compiled.get_property(P.PERF_COUNT):
+                if self._profiler is None:
+                    self._profiler = PlanProfiler()
+                self._profiler.start()
+                concrete = plan.plan_for(self.inputs) if hasattr(plan, "plan_for") else plan
+                self.outputs = self._profiler.profiled(concrete).run(self.inputs)
+            else:
+                self.outputs = plan.run(self.inputs)
+        finally:
+            stream_finished()
 
     def profiling_info(self) -> list[dict[str, Any]]:
         """Each plan step of the last inference, in run order (with PERF_COUNT on)."""

@@ -9,15 +9,18 @@ other processes or other streams for the cores, so the worst case is the one-thr
 from __future__ import annotations
 
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
+from . import blas_mode
 from .linalg import blas_matmul
 
 _BLAS_TYPES = (np.dtype(np.float32), np.dtype(np.float64))
 _MIN_FLOPS = 20_000_000  # below this a hand-off to another thread costs more than it saves
+_MIN_BLAS_FLOPS = 2_000_000  # ... to OpenBLAS's own (spinning) threads, when allowed
 _state = threading.local()
 _pools: dict[int, ThreadPoolExecutor] = {}
 _pools_lock = threading.Lock()
@@ -52,6 +55,14 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     rows, inner, cols = a.shape[-2], a.shape[-1], b.shape[-1]
     batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     flops = 2 * rows * inner * cols * int(np.prod(batch, dtype=np.int64))
+    if flops >= _MIN_BLAS_FLOPS and blas_mode.blas_may_thread():
+        blas_mode.set_blas_threads(threads)
+        start = time.perf_counter()
+        try:
+            return np.matmul(a, b, out=out)
+        finally:
+            blas_mode.set_blas_threads(1)
+            blas_mode.check(time.perf_counter() - start, flops)
     if flops < _MIN_FLOPS or max(rows, cols) < 2 * threads:
         return np.matmul(a, b, out=out)
     if out is None:
