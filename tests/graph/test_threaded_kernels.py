@@ -71,6 +71,15 @@ def test_winograd_conv_in_blocks(threads: int, size: tuple[int, int], residual: 
     assert ops(p) == ["WinogradConv"]
 
 
+@pytest.mark.parametrize("dilation", [1, 2])
+def test_depthwise_flat_runs(threads: int, dilation: int) -> None:
+    x, w, b = rand(2, 6, 9, 11), rand(12, 1, 3, 3), rand(12)
+    pad = dilation
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["y"], group=6, pads=[pad, pad, 0, pad],
+                              dilations=[dilation, dilation])]
+    check(model(nodes, {"x": x}, ["y"], {"w": w, "b": b}), {"x": x}, rtol=1e-4, atol=1e-4)
+
+
 def test_broadcast_residual_is_added_before_the_activation(threads: int) -> None:
     x, w, b = rand(1, 4, 6, 6), rand(6, 4, 3, 3), rand(6)
     nodes, inputs = _conv_chain(x, w, b, True, pads=[1, 1, 1, 1])

@@ -16,13 +16,15 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import numpy as np
+from numpy.lib.stride_tricks import as_strided
 
 from ._window import out_size, pad_spatial, resolve_pads, spatial_defaults, windows
 from .conv import conv_nd
 from .parallel import run_blocks
 
 Activation = Callable[[np.ndarray], object]  # applies an activation in place
-_MIN_COPY = 200_000  # elements: a smaller im2col copy is not worth a thread hand-off
+_MIN_COPY = 1_500_000  # elements: a smaller im2col copy is not worth a thread hand-off
+_GATHER_COST = 16.0  # im2col copy of one element, in multiply-adds (memory-bound: dear)
 
 
 def conv_forward(x, w, b, auto_pad, dilations, group, pads, strides, z=None,
@@ -40,8 +42,11 @@ def conv_forward(x, w, b, auto_pad, dilations, group, pads, strides, z=None,
     m = w.shape[0]
     mg = m // group
     positions = int(np.prod(out))
-    src, gather = _source(x, kernel, out, strides, dilations, begin, end)
     windowed = any(k > 1 for k in kernel)
+    by_group = mg < 4 and group > 1  # depthwise-like: cut the groups
+    if by_group and windowed and all(st == 1 for st in strides):
+        return _grouped_flat(x, w, b, z, act, group, out, dilations, begin, end)
+    src, gather = _source(x, kernel, out, strides, dilations, begin, end)
     y = np.empty((n, group, mg, positions), dtype=x.dtype)
     full = (n, m, *out)
     zb = None
@@ -50,8 +55,8 @@ def conv_forward(x, w, b, auto_pad, dilations, group, pads, strides, z=None,
     after = z is not None  # a broadcast residual: added, then activated, after the blocks
     epi = _Epilogue(b, zb, None if after else act, group, mg, x.dtype)
     w3 = w.reshape(group, mg, -1)
-    work = float(m) * (w3.shape[2]) * positions * n
-    if windowed and positions >= mg and out[0] >= 2:
+    work = float(m) * w3.shape[2] * positions * n + (_GATHER_COST * src.size if gather else 0)
+    if windowed and not by_group and positions >= mg and out[0] >= 2:
         # Cut output rows: each thread gathers, multiplies and finishes its own positions
         # (measured faster than a shared im2col; for 1x1 kernels output channels win).
         row = positions // out[0]
@@ -68,7 +73,6 @@ def conv_forward(x, w, b, auto_pad, dilations, group, pads, strides, z=None,
     else:
         cols = _parallel_copy(src) if gather else src
         cols = cols.reshape(n, group, -1, positions)
-        by_group = mg < 4 and group > 1
 
         def channels(lo: int, hi: int) -> None:
             if by_group:
@@ -80,6 +84,36 @@ def conv_forward(x, w, b, auto_pad, dilations, group, pads, strides, z=None,
 
         run_blocks(channels, group if by_group else mg, work)
     return _epilogue(y.reshape(full), z, act if after else None)
+
+
+def _grouped_flat(x, w, b, z, act, group, out, dilations, begin, end) -> np.ndarray:
+    """A stride-1 grouped (depthwise) convolution over the flattened padded image.
+
+    Kernel offset ``off`` reads, for every output row over the full padded width, one
+    contiguous run of the flat padded image, so the im2col copy moves long runs (a strided
+    window copy moves rows of OW elements: 3x slower at 28x28); the product covers the padded
+    width and the valid columns are cropped out together with the bias.
+    """
+    n, c = x.shape[:2]
+    m = w.shape[0]
+    xp = pad_spatial(x, begin, [end[0] + 1, *end[1:]])  # a spare row keeps every run in bounds
+    padded = xp.shape[2:]
+    row = [int(np.prod(padded[i + 1 :])) for i in range(len(padded))]
+    length = out[0] * row[0]
+    flat = xp.reshape(n, c, -1)
+    step = flat.strides[2]
+    view = as_strided(flat, (n, c, *w.shape[2:], length),
+                      (*flat.strides[:2], *(d * r * step for d, r in zip(dilations, row,
+                                                                          strict=True)), step),
+                      writeable=False)
+    cols = _parallel_copy(view).reshape(n, group, -1, length)
+    full = np.matmul(w.reshape(group, m // group, -1), cols)
+    valid = full.reshape(n, m, out[0], *padded[1:])[(..., *(slice(0, o) for o in out[1:]))]
+    if b is None:
+        y = np.ascontiguousarray(valid)
+    else:
+        y = np.add(valid, b.reshape(-1, *([1] * len(out))).astype(x.dtype, copy=False))
+    return _epilogue(y, z, act)
 
 
 class _Epilogue:
