@@ -2,7 +2,9 @@
 
 Every (model, engine, mode) pair lives in a worker process of its own, so each engine's peak
 RSS is its own; the parent interleaves the workers round by round (a burst of inferences on
-each in turn), so load from elsewhere on the machine hits every engine alike. Reported per
+each in turn), so load from elsewhere on the machine hits every engine alike; each burst starts
+after a short idle pause, so that the spin-waiting thread pools of the engine before it
+(onnxruntime's, OpenBLAS's) have gone back to sleep. Reported per
 model: latency (LATENCY hint / default session, batch 1, median), throughput (THROUGHPUT hint
 with OPTIMAL_NUMBER_OF_INFER_REQUESTS concurrent ``infer_async`` calls; onnxruntime: two
 threads, one intra-op thread each, on one session), compile time, peak RSS and GFLOP/s, and
@@ -35,6 +37,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # run from
 
 LIGHT = pathlib.Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 LIGHT_MODELS = ["resnet50", "densenet121", "inception_v1", "squeezenet", "shufflenet"]
+SETTLE_S = 0.2  # idle time before each burst: the previous engine's spinning threads stop
 BUILT = {
     "bert": dict(hidden=256, layers=4, heads=4, seq=128, max_positions=128),
     "gpt2": dict(hidden=256, layers=4, heads=4, seq=32, past=32),
@@ -308,6 +311,7 @@ def bench_model(name: str, path: pathlib.Path, engines: list[str], rounds: int, 
     times: dict[str, list[float]] = {e: [] for e in workers}
     for _ in range(rounds):
         for engine, worker in workers.items():
+            time.sleep(SETTLE_S)
             times[engine] += worker.ask("latency", burst)
     for engine, worker in workers.items():
         results[engine] = {"latency_ms": statistics.median(times[engine]) * 1e3,
@@ -317,6 +321,7 @@ def bench_model(name: str, path: pathlib.Path, engines: list[str], rounds: int, 
     rates: dict[str, list[float]] = {e: [] for e in tput}
     for _ in range(max(1, rounds // 2)):
         for engine, worker in tput.items():
+            time.sleep(SETTLE_S)
             rates[engine].append(worker.ask("throughput", seconds))
     for engine, worker in tput.items():
         results[engine]["throughput"] = statistics.median(rates[engine])

@@ -7,8 +7,10 @@ spinning pool collapses (measured: 16 ms instead of 0.26 ms with two other busy 
 So BLAS threads are used only while
 
 * exactly one stream of this process is running (``stream_started``/``stream_finished``),
-* the rest of the machine is quiet: other processes used less than ``cores - 1.5`` cores over
-  the last ~0.25 s (``/proc/stat`` minus this process's own ticks), and
+* the rest of the machine is quiet: at most ``cores - 2`` runnable tasks that are not ours
+  (``/proc/loadavg``'s running count minus this process's running threads, sampled every
+  20 ms: on 2 cores, none; two busy neighbours starve the pool, and a neighbour's spinning
+  thread pool can be one of them), and
 * no recent BLAS-threaded product was pathologically slow (then not for a few seconds).
 
 Elsewhere (not Linux, no OpenBLAS found) the answer is always "split".
@@ -21,11 +23,12 @@ import os
 import threading
 import time
 
-_SAMPLE_S = 0.25
+_SAMPLE_S = 0.02
+_CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 _PENALTY_S = 1.0
 _lock = threading.Lock()
 _active = 0
-_state = {"at": 0.0, "busy": 0, "mine": 0, "quiet": False, "banned_until": 0.0}
+_state = {"at": 0.0, "quiet": False, "banned_until": 0.0}
 _set_threads: ctypes._CFuncPtr | None = None  # type: ignore[name-defined]
 
 
@@ -65,31 +68,29 @@ def stream_finished() -> None:
         _active -= 1
 
 
-def _ticks() -> tuple[int, int] | None:
+def _others_running() -> int | None:
+    """Runnable tasks on the machine right now that are not threads of this process."""
     try:
-        with open("/proc/stat", "rb") as f:
-            fields = f.readline().split()[1:]
-        with open("/proc/self/stat", "rb") as f:
-            own = f.read().rsplit(b")", 1)[1].split()
-    except OSError:
+        with open("/proc/loadavg", "rb") as f:
+            running = int(f.read().split()[3].split(b"/")[0])
+        mine = 0
+        for tid in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{tid}/stat", "rb") as f:
+                    mine += f.read().rsplit(b")", 1)[1].split()[0] == b"R"
+            except OSError:
+                continue  # the thread just exited
+    except (OSError, ValueError, IndexError):
         return None
-    values = [int(v) for v in fields]
-    busy = sum(values) - values[3] - (values[4] if len(values) > 4 else 0)  # minus idle, iowait
-    return busy, int(own[11]) + int(own[12])  # utime + stime
+    return running - mine
 
 
 def _quiet(now: float) -> bool:
     if now - _state["at"] < _SAMPLE_S:
         return bool(_state["quiet"])
-    ticks = _ticks()
-    if ticks is None:
-        return False
-    busy, mine = ticks
-    elapsed = (now - _state["at"]) * os.sysconf("SC_CLK_TCK")
-    others = (busy - _state["busy"] - (mine - _state["mine"])) / max(elapsed, 1e-9)
-    fresh = now - _state["at"] < 4 * _SAMPLE_S  # an old baseline says nothing about now
-    _state.update(at=now, busy=busy, mine=mine,
-                  quiet=fresh and others < len(os.sched_getaffinity(0)) - 1.5)
+    others = _others_running()
+    _state["at"] = now
+    _state["quiet"] = others is not None and others <= _CORES - 2
     return bool(_state["quiet"])
 
 
