@@ -80,6 +80,19 @@ def test_depthwise_flat_runs(threads: int, dilation: int) -> None:
     check(model(nodes, {"x": x}, ["y"], {"w": w, "b": b}), {"x": x}, rtol=1e-4, atol=1e-4)
 
 
+@pytest.mark.parametrize("dilation", [1, 2])
+@pytest.mark.parametrize("residual", [False, True])
+def test_many_in_few_out_channels_as_shifted_products(threads: int, dilation: int,
+                                                      residual: bool) -> None:
+    x, w, b = rand(2, 64, 9, 7), rand(16, 64, 3, 3, scale=0.1), rand(16)  # few rows per tile
+    nodes, inputs = _conv_chain(x, w, b, residual, pads=[dilation] * 4,
+                                dilations=[dilation, dilation])
+    if residual:
+        inputs["r"] = rand(2, 16, 9, 7)
+    p = check(model(nodes, inputs, ["y"], {"w": w, "b": b}), inputs, rtol=1e-4, atol=1e-4)
+    assert ops(p) == ["FusedConv"]
+
+
 def test_broadcast_residual_is_added_before_the_activation(threads: int) -> None:
     x, w, b = rand(1, 4, 6, 6), rand(6, 4, 3, 3), rand(6)
     nodes, inputs = _conv_chain(x, w, b, True, pads=[1, 1, 1, 1])
