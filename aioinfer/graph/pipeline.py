@@ -13,6 +13,7 @@ from .cleanup import remove_passthrough
 from .fold import fold_constants
 from .fuse import fuse_products
 from .ir import Evaluator, GraphIR
+from .masked_fill import fuse_masked_fill
 from .pow import reduce_pow
 from .shapes import fold_static_shapes, infer_static_shapes
 from .transpose import cancel_transposes
@@ -52,6 +53,7 @@ def optimize(
     remove_passthrough(ir)
     cancel_transposes(ir)
     reduce_pow(ir)
+    fuse_masked_fill(ir)
     if fuse:
         fold_batchnorm(ir)
         fuse_products(ir)

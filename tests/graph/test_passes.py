@@ -227,3 +227,23 @@ def test_affine_after_a_conv_folds_into_its_weights() -> None:
     inits = {"w": rand(5, 3, 3, 3), "m": rand(5, 1, 1), "a": rand(5, 1, 1)}
     p = check(model(nodes, {"x": x}, ["y"], inits), {"x": x})
     assert ops(p) == ["FusedConv"]
+
+
+@pytest.mark.parametrize("fill_first", [True, False])
+def test_where_with_a_scalar_constant_becomes_masked_fill(fill_first: bool) -> None:
+    x = rand(2, 3, 4, 5)
+    mask = RNG.random((1, 1, 4, 1)) > 0.5
+    ins = ["m", "c", "x"] if fill_first else ["m", "x", "c"]
+    nodes = [helper.make_node("Where", ins, ["y"])]
+    inits = {"c": np.array(np.finfo(np.float32).min, dtype=np.float32)}
+    p = check(model(nodes, {"x": x, "m": mask}, ["y"], inits), {"x": x, "m": mask})
+    assert ops(p) == ["MaskedFill"]
+
+
+def test_masked_fill_broadcasts_x_to_the_mask() -> None:
+    x = rand(1, 5)
+    mask = RNG.random((3, 5)) > 0.5
+    nodes = [helper.make_node("Where", ["m", "c", "x"], ["y"])]
+    p = check(model(nodes, {"x": x, "m": mask}, ["y"], {"c": np.array(0.0, dtype=np.float32)}),
+              {"x": x, "m": mask})
+    assert ops(p) == ["MaskedFill"]

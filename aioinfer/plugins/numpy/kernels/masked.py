@@ -1,0 +1,23 @@
+"""The ``MaskedFill`` kernel (domain ``aioinfer``): a copy of ``x`` with ``value`` where the
+mask is set (or, with ``invert``, where it is not); the graph pass that makes it is in
+``aioinfer/graph/masked_fill.py``."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from ....graph import FUSED_DOMAIN
+from ..registry import register
+
+
+@register("MaskedFill", since=1, domain=FUSED_DOMAIN)
+def masked_fill(x, mask, value, *, invert=0):
+    """``Where(mask, value, x)`` (``invert=0``) or ``Where(mask, x, value)`` (``invert=1``)."""
+    shape = np.broadcast_shapes(x.shape, mask.shape, value.shape)
+    if x.dtype != value.dtype:
+        dtype = np.result_type(x, value)
+        x, value = x.astype(dtype, copy=False), value.astype(dtype)
+    y = np.empty(shape, dtype=x.dtype)
+    np.copyto(y, x)
+    np.copyto(y, value, where=np.logical_not(mask) if invert else mask)
+    return y
