@@ -55,14 +55,10 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     rows, inner, cols = a.shape[-2], a.shape[-1], b.shape[-1]
     batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
     flops = 2 * rows * inner * cols * int(np.prod(batch, dtype=np.int64))
-    if flops >= _MIN_BLAS_FLOPS and blas_mode.blas_may_thread():
-        blas_mode.set_blas_threads(threads)
-        start = time.perf_counter()
-        try:
-            return np.matmul(a, b, out=out)
-        finally:
-            blas_mode.set_blas_threads(1)
-            blas_mode.check(time.perf_counter() - start, flops)
+    if flops >= _MIN_BLAS_FLOPS:
+        done = blas_threaded(a, b, out, flops)
+        if done is not None:
+            return done
     if flops < _MIN_FLOPS or max(rows, cols) < 2 * threads:
         return np.matmul(a, b, out=out)
     if out is None:
@@ -80,6 +76,22 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
 
     _run_bounds(block, bounds)
     return out
+
+
+def blas_threaded(a: np.ndarray, b: np.ndarray, out: np.ndarray | None,
+                  flops: float) -> np.ndarray | None:
+    """``np.matmul(a, b, out=out)`` on OpenBLAS's own threads when ``blas_mode`` allows it
+    (a lone stream on a quiet machine), else ``None`` (and nothing is computed)."""
+    threads = intra_threads()
+    if threads < 2 or not blas_mode.blas_may_thread():
+        return None
+    blas_mode.set_blas_threads(threads)
+    start = time.perf_counter()
+    try:
+        return np.matmul(a, b, out=out)
+    finally:
+        blas_mode.set_blas_threads(1)
+        blas_mode.check(time.perf_counter() - start, flops)
 
 
 def _run_bounds(fn: Callable[[int, int], None], bounds: list[int]) -> None:
