@@ -11,6 +11,8 @@ constant that is a scalar or varies along axis 1 only (the input's rank must be 
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 import onnx
 from onnx import helper
@@ -58,8 +60,8 @@ def _link(ir: GraphIR, node: onnx.NodeProto, x: str,
         return None
     if node.op_type == "BatchNormalization":
         found = _bn(ir, node) if node.input[0] == x else None
-        scale = ir.constants.get(node.input[1])
-        return None if found is None else (*found, scale.dtype)
+        scale = as_float(ir.constants.get(node.input[1]))
+        return None if found is None or scale is None else (*found, scale.dtype)
     if node.op_type not in ("Mul", "Add", "Sub") or len(node.input) != 2:
         return None
     if node.op_type == "Sub" and node.input[0] != x:
@@ -87,13 +89,15 @@ def _start(ir: GraphIR, node: onnx.NodeProto) -> str | None:
 def _collapse(ir: GraphIR, uses, start: onnx.NodeProto, shape_of: ShapeOf | None,
               ) -> onnx.NodeProto | None:
     x = _start(ir, start)
-    shape = shape_of(x) if x and shape_of is not None else None
-    first = _link(ir, start, x, shape) if x else None
+    if x is None:
+        return None
+    shape = shape_of(x) if shape_of is not None else None
+    first = _link(ir, start, x, shape)
     if first is None:
         return None
     a, c, dtype = first
     chain = [start]
-    attrs: dict[str, object] = {}
+    attrs: dict[str, Any] = {}
     while single_use(ir, uses, chain[-1].output[0]):
         nxt = uses[chain[-1].output[0]][0]
         link = _link(ir, nxt, chain[-1].output[0], shape)

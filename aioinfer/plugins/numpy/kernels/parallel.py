@@ -49,7 +49,10 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
     threads = intra_threads()
     if a.dtype != b.dtype or a.dtype not in _BLAS_TYPES:
         y = blas_matmul(a, b)  # narrow floats through float32, integers as they are
-        return y if out is None else np.copyto(out, y) or out
+        if out is None:
+            return y
+        np.copyto(out, y)
+        return out
     if a.ndim < 2 or b.ndim < 2 or threads < 2:
         return np.matmul(a, b, out=out)
     rows, inner, cols = a.shape[-2], a.shape[-1], b.shape[-1]

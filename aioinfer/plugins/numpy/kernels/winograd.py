@@ -49,10 +49,11 @@ def _input_transform(xp: np.ndarray, v: np.ndarray) -> None:
     d = as_strided(xp, (n, c, 4, 4, th, tw), (s[0], s[1], s[2], s[3], 2 * s[2], 2 * s[3]),
                    writeable=False)
     t = np.empty((4, n, c, 4, th, tw), dtype=xp.dtype)
-    _transform(*(d[:, :, i] for i in range(4)), t)
+    _transform(d[:, :, 0], d[:, :, 1], d[:, :, 2], d[:, :, 3], t)
     vt = v.transpose(0, 2, 1, 3, 4)  # (16, n, c, th, tw) view
     for i in range(4):
-        _transform(*(t[i, :, :, j] for j in range(4)), vt[4 * i : 4 * i + 4])
+        ti = t[i]
+        _transform(ti[:, :, 0], ti[:, :, 1], ti[:, :, 2], ti[:, :, 3], vt[4 * i : 4 * i + 4])
 
 
 def _output_transform(m: np.ndarray, y: np.ndarray) -> None:
