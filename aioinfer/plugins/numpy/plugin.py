@@ -19,6 +19,10 @@ from .profiling import PlanProfiler
 from .registry import lookup
 from .threads import per_stream, set_blas_threads
 
+# Fused kernels that cut their work over the intra-op pool (kernels/parallel.run_blocks).
+_OWN_POOL_OPS = frozenset({"FusedConv", "WinogradConv", "ChannelAffine", "MaxPool",
+                           "AveragePool", "LpPool"})
+
 
 def _cores() -> int:
     return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -118,6 +122,7 @@ class NumpyCompiledModel(CompiledModel):
         # threads split its big products (kernels/parallel.py) over single-threaded BLAS calls:
         # a spinning multi-threaded BLAS pool loses several times over on a loaded machine.
         self.threads_per_stream = per_stream(props.get(P.INFERENCE_NUM_THREADS), self.streams)
+        self.blas_threads_ok = not any(s.op_type in _OWN_POOL_OPS for s in plan.steps)
         set_blas_threads(1)
         self.properties = PropertySet(
             [
@@ -150,7 +155,7 @@ class NumpyInferRequest(SyncInferRequest):
     def _infer(self) -> None:
         set_intra_threads(self.compiled.threads_per_stream)
         plan = self.compiled.plan
-        stream_started()  # BLAS may thread only while one stream runs (kernels/blas_mode.py)
+        stream_started(self.compiled.blas_threads_ok)  # see kernels/blas_mode.py
         try:
             if self.compiled.get_property(P.PERF_COUNT):
                 if self._profiler is None:

@@ -6,7 +6,9 @@ OpenBLAS's threads hand work over in microseconds (they spin), where our Python-
 spinning pool collapses (measured: 16 ms instead of 0.26 ms with two other busy processes).
 So BLAS threads are used only while
 
-* exactly one stream of this process is running (``stream_started``/``stream_finished``),
+* exactly one stream of this process is running (``stream_started``/``stream_finished``), and
+  its plan does not cut work over our own pool too (convolutions, pools: measured, a spinning
+  OpenBLAS worker left over from the classifier's Gemm slowed ResNet-50's next run 1.7x),
 * the rest of the machine is quiet: at most ``cores - 2`` runnable tasks that are not ours
   (``/proc/loadavg``'s running count minus this process's running threads, sampled every
   20 ms: on 2 cores, none; two busy neighbours starve the pool, and a neighbour's spinning
@@ -27,6 +29,7 @@ _SAMPLE_S = 0.02
 _CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 _PENALTY_S = 1.0
 _lock = threading.Lock()
+_local = threading.local()
 _active = 0
 _state = {"at": 0.0, "quiet": False, "banned_until": 0.0}
 _set_threads: ctypes._CFuncPtr | None = None  # type: ignore[name-defined]
@@ -54,9 +57,12 @@ def set_blas_threads(count: int) -> None:
         _set_threads(count)
 
 
-def stream_started() -> None:
-    """A plan run of some stream of this process begins."""
+def stream_started(allow: bool = True) -> None:
+    """A plan run of some stream of this process begins on the calling thread; ``allow=False``
+    keeps its products off BLAS's threads (a plan whose own kernels cut work over our pool:
+    OpenBLAS's workers spin for ~0.1 s after each call and would fight that pool)."""
     global _active
+    _local.allow = allow
     with _lock:
         _active += 1
 
@@ -96,7 +102,7 @@ def _quiet(now: float) -> bool:
 
 def blas_may_thread() -> bool:
     """Whether the calling (only running) stream may use OpenBLAS's threads right now."""
-    if _set_threads is None or _active != 1:
+    if _set_threads is None or _active != 1 or not getattr(_local, "allow", True):
         return False
     now = time.monotonic()
     if now < _state["banned_until"]:
