@@ -27,7 +27,7 @@ import time
 
 _SAMPLE_S = 0.02
 _CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
-_PENALTY_S = 1.0
+_PENALTY_S = 0.25
 _lock = threading.Lock()
 _local = threading.local()
 _active = 0
