@@ -21,8 +21,16 @@ _STD = ("", "ai.onnx")
 _FUSED = {"Conv": "FusedConv", "Gemm": "FusedGemm", "MatMul": "FusedMatMul"}
 
 
-def _activation(ir: GraphIR, node: onnx.NodeProto) -> dict[str, object] | None:
-    """The fused-activation attributes ``node`` stands for, or ``None``."""
+def _activation(ir: GraphIR, node: onnx.NodeProto, gelu: bool = False
+                ) -> dict[str, object] | None:
+    """The fused-activation attributes ``node`` stands for, or ``None``.
+
+    Gelu (made by ``graph/gelu.py``) only with ``gelu``: it is not an in-place activation, so
+    only kernels that use ``activate``'s result (Gemm, MatMul) can absorb it.
+    """
+    if gelu and node.domain == FUSED_DOMAIN and node.op_type == "Gelu":
+        tanh = attr(node, "approximate", b"none") in (b"tanh", "tanh")  # STRING attrs are bytes
+        return {"activation": "GeluTanh" if tanh else "Gelu"}
     if node.domain not in _STD:
         return None
     if node.op_type == "Relu":
@@ -134,7 +142,7 @@ def _fuse_one(ir: GraphIR, uses, node: onnx.NodeProto) -> onnx.NodeProto | None:
             chain.take(nxt)
             nxt = chain.next()
     if nxt is not None:
-        act = _activation(ir, nxt)
+        act = _activation(ir, nxt, gelu=node.op_type != "Conv")
         if act is not None:
             extra.update(act)
             chain.take(nxt)

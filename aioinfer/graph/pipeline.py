@@ -12,7 +12,9 @@ from .bn_fold import fold_batchnorm
 from .cleanup import remove_passthrough
 from .fold import fold_constants
 from .fuse import fuse_products
+from .gelu import fuse_gelu
 from .ir import Evaluator, GraphIR
+from .layer_norm import fuse_layer_norm
 from .masked_fill import fuse_masked_fill
 from .pow import reduce_pow
 from .shapes import fold_static_shapes, infer_static_shapes
@@ -55,6 +57,8 @@ def optimize(
     reduce_pow(ir)
     fuse_masked_fill(ir)
     if fuse:
+        fuse_gelu(ir)
+        fuse_layer_norm(ir)
         fold_batchnorm(ir)
         fuse_products(ir)
         fuse_affine(ir, shape_of)

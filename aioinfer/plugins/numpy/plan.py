@@ -6,6 +6,7 @@ import threading
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from typing import Any
 
 import numpy as np
@@ -23,6 +24,11 @@ class Step:
     outs: tuple[int, ...]
     node: str
     op_type: str
+
+
+#: A step as the run loop reads it: kernel, input getter, arity, single output slot (-1 for
+#: several), output slots, slots released after it, the step itself (for errors).
+_Op = tuple[Callable[..., Any], Any, int, int, tuple[int, ...], tuple[int, ...], Step]
 
 
 @dataclass
@@ -44,12 +50,28 @@ class Plan:
     device: str = "NUMPY"
 
     def __post_init__(self) -> None:
-        template: list[Any] = [None] * self.n_slots
+        # One spare slot past the end stays None: absent optional inputs read it.
+        template: list[Any] = [None] * (self.n_slots + 1)
         for slot, value in self.constants.items():
             template[slot] = value
         self._template = template
         self._n_captured = len(self.captured)
         self._release = self._last_uses()
+        self._program: list[_Op] = []
+        self._program_of: list[Step] = []
+
+    def _compiled(self) -> list[_Op]:
+        """The steps as tuples the run loop unpacks cheaply (rebuilt if ``steps`` changed)."""
+        if self._program_of != self.steps or len(self._program) != len(self.steps):
+            absent = self.n_slots
+            program = []
+            for step, release in zip(self.steps, self._release, strict=True):
+                ins = tuple(absent if i is None else i for i in step.ins)
+                get = itemgetter(*ins) if ins else None
+                single = step.outs[0] if len(step.outs) == 1 else -1
+                program.append((step.fn, get, len(ins), single, step.outs, release, step))
+            self._program, self._program_of = program, list(self.steps)
+        return self._program
 
     def _last_uses(self) -> list[tuple[int, ...]]:
         """Per step, the slots nothing reads after it: dropped then, so memory is reused.
@@ -81,13 +103,17 @@ class Plan:
         try:
             # IEEE results (sqrt(-1) = nan, log(0) = -inf) are ONNX semantics, not warnings.
             with np.errstate(all="ignore"):
-                for step, release in zip(self.steps, self._release, strict=True):
+                for fn, get, arity, single, outs, release, step in self._compiled():
                     if run is not None and run.cancelled:
                         raise RequestCancelledError(f"cancelled before node {step.node!r}")
-                    result = step.fn(*[None if i is None else env[i] for i in step.ins])
-                    outs = step.outs
-                    if len(outs) == 1:
-                        env[outs[0]] = result[0] if isinstance(result, tuple) else result
+                    if arity == 1:
+                        result = fn(get(env))
+                    elif arity:
+                        result = fn(*get(env))
+                    else:
+                        result = fn()
+                    if single >= 0:
+                        env[single] = result[0] if isinstance(result, tuple) else result
                     else:
                         for slot, value in zip(outs, result, strict=False):
                             env[slot] = value

@@ -12,6 +12,7 @@ import numpy as np
 
 from ....graph import FUSED_DOMAIN
 from ..registry import register
+from .activations import gelu
 from .conv_fast import conv_forward
 from .parallel import matmul
 
@@ -38,14 +39,20 @@ def relu_(y: np.ndarray) -> np.ndarray:
     return y
 
 
+_GELU = {"Gelu": "none", "GeluTanh": "tanh"}
+
+
 def activate(y: np.ndarray, activation: str, alpha: float, lo: float, hi: float) -> np.ndarray:
-    """Apply ``activation`` to ``y`` in place (``y`` must own its writable buffer)."""
+    """Apply ``activation`` to ``y`` (``y`` must own its writable buffer); the result, which is
+    ``y`` itself except for Gelu."""
     if activation == "Relu":
         relu_(y)
     elif activation == "LeakyRelu":
         np.multiply(y, y.dtype.type(alpha), out=y, where=y < 0)
     elif activation == "Clip":
         np.clip(y, lo, hi, out=y)
+    elif activation in _GELU:
+        return gelu(y, approximate=_GELU[activation])  # blocked, into a new buffer
     elif activation:
         raise ValueError(f"unknown fused activation {activation!r}")
     return y
@@ -63,6 +70,29 @@ def _add_into(y: np.ndarray, z: np.ndarray) -> np.ndarray:
         np.add(y, z, out=y)
         return y
     return np.add(y, z)
+
+
+@register("Gelu", since=1, domain=FUSED_DOMAIN)
+def fused_gelu(x, *, approximate="none"):
+    """GELU written out as elementwise ops in the model (``graph/gelu.py``), at any opset."""
+    return gelu(x, approximate=approximate)
+
+
+@register("LayerNorm", since=1, domain=FUSED_DOMAIN)
+def fused_layer_norm(x, scale=None, b=None, *, epsilon=1e-5):
+    """LayerNorm over the last axis written out as ops in the model (``graph/layer_norm.py``):
+    ``(x - mean) / sqrt(var + epsilon) [* scale] [+ b]`` in ``x``'s dtype, as those ops compute
+    it, with one temporary."""
+    d = np.subtract(x, np.mean(x, axis=-1, keepdims=True))
+    var = np.einsum("...i,...i->...", d, d)[..., None]  # sum of squares, no d*d temporary
+    var *= var.dtype.type(1.0 / max(x.shape[-1], 1))
+    var += var.dtype.type(epsilon)
+    d /= np.sqrt(var, out=var)
+    if scale is not None:
+        d *= scale
+    if b is not None:
+        d += b
+    return d
 
 
 @register("FusedConv", since=1, domain=FUSED_DOMAIN)
