@@ -9,6 +9,7 @@ import onnx
 
 from .affine import fold_affine_into_conv, fuse_affine
 from .bn_fold import fold_batchnorm
+from .channel_shuffle import absorb_channel_shuffle, fuse_channel_shuffle
 from .cleanup import remove_passthrough
 from .fold import fold_constants
 from .fuse import fuse_products
@@ -59,10 +60,12 @@ def optimize(
     if fuse:
         fuse_gelu(ir)
         fuse_layer_norm(ir)
+        fuse_channel_shuffle(ir)
         fold_batchnorm(ir)
         fuse_products(ir)
         fuse_affine(ir, shape_of)
         fold_affine_into_conv(ir)
         if shape_of is not None:
             use_winograd(ir, shape_of)
+        absorb_channel_shuffle(ir)
     return ir

@@ -53,14 +53,34 @@ def out_size(size: int, k: int, s: int, d: int, before: int, after: int, ceil: b
     return out
 
 
-def pad_spatial(x: np.ndarray, begin: Ints, end: Ints, value: float = 0) -> np.ndarray:
-    """``x`` padded on its spatial axes (2..); ``x`` itself when there is nothing to pad."""
+def pad_spatial(x: np.ndarray, begin: Ints, end: Ints, value: float = 0,
+                shuffle: int = 0) -> np.ndarray:
+    """``x`` padded on its spatial axes (2..); ``x`` itself when there is nothing to pad.
+
+    ``shuffle`` = G > 1 also shuffles the channels as ShuffleNet does (channel ``g * K + k``
+    moves to ``k * G + g``, K = C / G) in the same copy.
+    """
     if not any(begin) and not any(end):
-        return x
+        return shuffle_channels(x, shuffle) if shuffle > 1 else x
     shape = (*x.shape[:2], *(n + b + e for n, b, e in zip(x.shape[2:], begin, end, strict=True)))
     out = np.zeros(shape, dtype=x.dtype) if value == 0 else np.full(shape, value, dtype=x.dtype)
-    out[(..., *(slice(b, b + n) for b, n in zip(begin, x.shape[2:], strict=True)))] = x
+    inner = (..., *(slice(b, b + n) for b, n in zip(begin, x.shape[2:], strict=True)))
+    if shuffle > 1:
+        n, c = x.shape[:2]
+        src = x.reshape(n, shuffle, c // shuffle, *x.shape[2:]).swapaxes(1, 2)
+        out.reshape(n, c // shuffle, shuffle, *shape[2:])[inner] = src  # out is contiguous
+    else:
+        out[inner] = x
     return out
+
+
+def shuffle_channels(x: np.ndarray, groups: int) -> np.ndarray:
+    """ShuffleNet's channel shuffle of ``x`` (N, C, ...): Reshape (N, G, C/G, ...), swap axes
+    1 and 2, Reshape back; one strided copy."""
+    n, c = x.shape[:2]
+    y = np.empty((n, c // groups, groups, *x.shape[2:]), dtype=x.dtype)
+    np.copyto(y, x.reshape(n, groups, c // groups, *x.shape[2:]).swapaxes(1, 2))
+    return y.reshape(x.shape)
 
 
 def windows(

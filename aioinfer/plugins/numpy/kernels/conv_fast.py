@@ -19,7 +19,14 @@ import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
 from ._window import offsets as _offsets
-from ._window import out_size, pad_spatial, resolve_pads, spatial_defaults, windows
+from ._window import (
+    out_size,
+    pad_spatial,
+    resolve_pads,
+    shuffle_channels,
+    spatial_defaults,
+    windows,
+)
 from .conv import conv_nd
 from .parallel import run_blocks
 
@@ -31,12 +38,19 @@ _GATHER_COST = 16.0  # im2col copy of one element, in multiply-adds (memory-boun
 
 
 def conv_forward(x, w, b, auto_pad, dilations, group, pads, strides, z=None,
-                 act: Activation | None = None) -> np.ndarray:
-    """Conv(x, w, b) [+ z] [-> act] into a fresh writable array of x's dtype."""
+                 act: Activation | None = None, shuffle: int = 0) -> np.ndarray:
+    """Conv(x, w, b) [+ z] [-> act] into a fresh writable array of x's dtype.
+
+    ``shuffle`` = G > 1 convolves ShuffleNet's channel shuffle of ``x`` (``shuffle_channels``),
+    shuffled in the padding copy where the convolution pads.
+    """
+    kernel = w.shape[2:]
+    if shuffle > 1 and (x.ndim < 3 or x.dtype != w.dtype or x.dtype.kind != "f"
+                        or x.itemsize < 4 or not any(k > 1 for k in kernel)):
+        x, shuffle = shuffle_channels(x, shuffle), 0  # paths that do not pad through here
     if x.ndim < 3 or x.dtype != w.dtype or x.dtype.kind != "f" or x.itemsize < 4:
         return _epilogue(conv_nd(x, w, b, auto_pad, dilations, group, pads, strides), z, act)
     n_sp = x.ndim - 2
-    kernel = w.shape[2:]
     strides, dilations, pads = spatial_defaults(n_sp, strides, dilations, pads)
     begin, end = resolve_pads(auto_pad, x.shape[2:], kernel, strides, dilations, pads)
     out = [out_size(*a) for a in zip(x.shape[2:], kernel, strides, dilations, begin, end,
@@ -48,11 +62,11 @@ def conv_forward(x, w, b, auto_pad, dilations, group, pads, strides, z=None,
     windowed = any(k > 1 for k in kernel)
     by_group = mg < 4 and group > 1  # depthwise-like: cut the groups
     if by_group and windowed and all(st == 1 for st in strides):
-        return _grouped_flat(x, w, b, z, act, group, out, dilations, begin, end)
+        return _grouped_flat(x, w, b, z, act, group, out, dilations, begin, end, shuffle)
     if (group == 1 and windowed and all(st == 1 for st in strides) and out[0] >= 2
             and c >= _SHIFTED_MIN_C and m <= _SHIFTED_MAX_M):
-        return _shifted_rows(x, w, b, z, act, out, dilations, begin, end)
-    src, gather = _source(x, kernel, out, strides, dilations, begin, end)
+        return _shifted_rows(x, w, b, z, act, out, dilations, begin, end, shuffle)
+    src, gather = _source(x, kernel, out, strides, dilations, begin, end, shuffle)
     y = np.empty((n, group, mg, positions), dtype=x.dtype)
     full = (n, m, *out)
     zb = None
@@ -92,15 +106,17 @@ def conv_forward(x, w, b, auto_pad, dilations, group, pads, strides, z=None,
     return _epilogue(y.reshape(full), z, act if after else None)
 
 
-def _flat_view(x: np.ndarray, begin, end) -> tuple[np.ndarray, tuple[int, ...], list[int]]:
+def _flat_view(x: np.ndarray, begin, end, shuffle: int = 0
+               ) -> tuple[np.ndarray, tuple[int, ...], list[int]]:
     """The flat padded image (N, C, L) with a spare row, its padded shape, its row lengths."""
-    xp = pad_spatial(x, begin, [end[0] + 1, *end[1:]])  # a spare row keeps every run in bounds
+    # a spare row keeps every run in bounds
+    xp = pad_spatial(x, begin, [end[0] + 1, *end[1:]], shuffle=shuffle)
     padded = xp.shape[2:]
     row = [int(np.prod(padded[i + 1 :])) for i in range(len(padded))]
     return xp.reshape(*xp.shape[:2], -1), padded, row
 
 
-def _shifted_rows(x, w, b, z, act, out, dilations, begin, end) -> np.ndarray:
+def _shifted_rows(x, w, b, z, act, out, dilations, begin, end, shuffle: int = 0) -> np.ndarray:
     """A stride-1 convolution as a sum over kernel offsets of ``W[:, :, off] @ run(off)``.
 
     In the flat padded image, offset ``off`` reads for a block of output rows (over the full
@@ -111,7 +127,7 @@ def _shifted_rows(x, w, b, z, act, out, dilations, begin, end) -> np.ndarray:
     """
     n, c = x.shape[:2]
     m = w.shape[0]
-    flat, padded, row = _flat_view(x, begin, end)
+    flat, padded, row = _flat_view(x, begin, end, shuffle)
     starts = [sum(o * d * r for o, d, r in zip(off, dilations, row, strict=True))
               for off in _offsets(w.shape[2:])]
     wk = np.ascontiguousarray(np.moveaxis(w.reshape(m, c, -1), 2, 0))  # (K, M, C)
@@ -152,7 +168,8 @@ def _shifted_rows(x, w, b, z, act, out, dilations, begin, end) -> np.ndarray:
     return _epilogue(y, z, act) if late else y
 
 
-def _grouped_flat(x, w, b, z, act, group, out, dilations, begin, end) -> np.ndarray:
+def _grouped_flat(x, w, b, z, act, group, out, dilations, begin, end,
+                  shuffle: int = 0) -> np.ndarray:
     """A stride-1 grouped (depthwise) convolution over the flattened padded image.
 
     Kernel offset ``off`` reads, for every output row over the full padded width, one
@@ -162,7 +179,7 @@ def _grouped_flat(x, w, b, z, act, group, out, dilations, begin, end) -> np.ndar
     """
     n, c = x.shape[:2]
     m = w.shape[0]
-    flat, padded, row = _flat_view(x, begin, end)
+    flat, padded, row = _flat_view(x, begin, end, shuffle)
     length = out[0] * row[0]
     step = flat.strides[2]
     view = as_strided(flat, (n, c, *w.shape[2:], length),
@@ -208,7 +225,7 @@ def _epilogue(y: np.ndarray, z, act: Activation | None) -> np.ndarray:
     return y
 
 
-def _source(x: np.ndarray, kernel, out, strides, dilations, begin, end
+def _source(x: np.ndarray, kernel, out, strides, dilations, begin, end, shuffle: int = 0
             ) -> tuple[np.ndarray, bool]:
     """What the GEMM multiplies, and whether it must be gathered (copied) first: a window view
     (N, C, *kernel, *out) of the padded input, a strided view (N, C, *out) for 1x1 kernels,
@@ -217,7 +234,8 @@ def _source(x: np.ndarray, kernel, out, strides, dilations, begin, end
         if all(s == 1 for s in strides):
             return np.ascontiguousarray(x), False
         return x[(..., *(slice(None, o * s, s) for o, s in zip(out, strides, strict=True)))], True
-    return windows(pad_spatial(x, begin, end), out, kernel, strides, dilations, True), True
+    xp = pad_spatial(x, begin, end, shuffle=shuffle)
+    return windows(xp, out, kernel, strides, dilations, True), True
 
 
 def _parallel_copy(src: np.ndarray) -> np.ndarray:

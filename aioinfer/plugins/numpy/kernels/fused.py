@@ -12,6 +12,7 @@ import numpy as np
 
 from ....graph import FUSED_DOMAIN
 from ..registry import register
+from ._window import shuffle_channels
 from .activations import gelu
 from .conv_fast import conv_forward
 from .parallel import matmul
@@ -78,6 +79,14 @@ def fused_gelu(x, *, approximate="none"):
     return gelu(x, approximate=approximate)
 
 
+@register("ChannelShuffle", since=1, domain=FUSED_DOMAIN)
+def channel_shuffle(x, *, shape):
+    """``Reshape(x, shape) -> Transpose(0, 2, 1, ...) -> Reshape`` merging axes 1 and 2
+    (``graph/channel_shuffle.py``): one strided copy."""
+    n, groups, per, *rest = shape
+    return shuffle_channels(x.reshape(n, groups * per, *rest), groups)
+
+
 @register("LayerNorm", since=1, domain=FUSED_DOMAIN)
 def fused_layer_norm(x, scale=None, b=None, *, epsilon=1e-5):
     """LayerNorm over the last axis written out as ops in the model (``graph/layer_norm.py``):
@@ -98,10 +107,15 @@ def fused_layer_norm(x, scale=None, b=None, *, epsilon=1e-5):
 @register("FusedConv", since=1, domain=FUSED_DOMAIN)
 def fused_conv(x, w, b=None, z=None, *, auto_pad="NOTSET", dilations=None, group=1,
                kernel_shape=None, pads=None, strides=None, activation="",
-               activation_alpha=0.01, clip_min=-np.inf, clip_max=np.inf):
-    """Conv(x, w, b) [+ z] [-> activation]."""
+               activation_alpha=0.01, clip_min=-np.inf, clip_max=np.inf, shuffle=None):
+    """Conv(x, w, b) [+ z] [-> activation]; with ``shuffle`` (the 5-D shape of an absorbed
+    ``ChannelShuffle``), Conv(ChannelShuffle(x)) with the shuffle done in the padding copy."""
     act = _activation(activation, activation_alpha, clip_min, clip_max)
-    return conv_forward(x, w, b, auto_pad, dilations, group, pads, strides, z, act)
+    groups = 0
+    if shuffle:
+        n, groups, per, *rest = shuffle
+        x = x.reshape(n, groups * per, *rest)
+    return conv_forward(x, w, b, auto_pad, dilations, group, pads, strides, z, act, groups)
 
 
 @register("FusedGemm", since=1, domain=FUSED_DOMAIN)

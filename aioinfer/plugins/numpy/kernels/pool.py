@@ -133,12 +133,27 @@ def average_pool(x, *, auto_pad="NOTSET", ceil_mode=0, count_include_pad=0, dila
                  kernel_shape=None, pads=None, strides=None):
     geo = _Geometry(x, auto_pad, kernel_shape, strides, dilations, pads, ceil_mode)
     y = _window_sum(x, geo, None)
-    if count_include_pad:
-        counts = geo.counts(geo.begin, geo.pads_end)
-    else:
-        counts = geo.counts([0] * len(geo.out), [0] * len(geo.out))
-    y /= counts.astype(y.dtype)
+    y *= _inverse_counts(geo, bool(count_include_pad), y.dtype)
     return y
+
+
+_INVERSE_COUNTS: dict[tuple, np.ndarray] = {}
+
+
+def _inverse_counts(geo: _Geometry, include_pad: bool, dtype: np.dtype) -> np.ndarray:
+    """1 / (window elements averaged) per output position, cached per geometry (read-only)."""
+    key = (tuple(geo.in_shape), tuple(geo.kernel), tuple(geo.strides), tuple(geo.dilations),
+           tuple(geo.begin), tuple(geo.pads_end), tuple(geo.out), include_pad, np.dtype(dtype))
+    inverse = _INVERSE_COUNTS.get(key)
+    if inverse is None:
+        zero = [0] * len(geo.out)
+        counts = geo.counts(geo.begin, geo.pads_end) if include_pad else geo.counts(zero, zero)
+        inverse = (1.0 / counts).astype(dtype)
+        inverse.flags.writeable = False
+        if len(_INVERSE_COUNTS) > 256:
+            _INVERSE_COUNTS.clear()
+        _INVERSE_COUNTS[key] = inverse
+    return inverse
 
 
 def _window_sum(x: np.ndarray, geo: _Geometry, p: float | None) -> np.ndarray:
