@@ -13,6 +13,7 @@ and nothing runs single-threaded between the products. Narrow floats use ``conv_
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 
 import numpy as np
@@ -58,7 +59,7 @@ def conv_forward(x, w, b, auto_pad, dilations, group, pads, strides, z=None,
     n, c = x.shape[:2]
     m = w.shape[0]
     mg = m // group
-    positions = int(np.prod(out))
+    positions = math.prod(out)
     windowed = any(k > 1 for k in kernel)
     by_group = mg < 4 and group > 1  # depthwise-like: cut the groups
     if by_group and windowed and all(st == 1 for st in strides):
@@ -112,7 +113,7 @@ def _flat_view(x: np.ndarray, begin, end, shuffle: int = 0
     # a spare row keeps every run in bounds
     xp = pad_spatial(x, begin, [end[0] + 1, *end[1:]], shuffle=shuffle)
     padded = xp.shape[2:]
-    row = [int(np.prod(padded[i + 1 :])) for i in range(len(padded))]
+    row = [math.prod(padded[i + 1 :]) for i in range(len(padded))]
     return xp.reshape(*xp.shape[:2], -1), padded, row
 
 

@@ -8,6 +8,7 @@ other processes or other streams for the cores, so the worst case is the one-thr
 
 from __future__ import annotations
 
+import math
 import threading
 import time
 from collections.abc import Callable
@@ -57,7 +58,7 @@ def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.nd
         return np.matmul(a, b, out=out)
     rows, inner, cols = a.shape[-2], a.shape[-1], b.shape[-1]
     batch = np.broadcast_shapes(a.shape[:-2], b.shape[:-2])
-    flops = 2 * rows * inner * cols * int(np.prod(batch, dtype=np.int64))
+    flops = 2 * rows * inner * cols * math.prod(batch)
     if flops >= _MIN_BLAS_FLOPS:
         done = blas_threaded(a, b, out, flops)
         if done is not None:

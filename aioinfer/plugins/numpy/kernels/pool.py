@@ -9,6 +9,8 @@ offsets (a small static count).
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..registry import register
@@ -59,7 +61,7 @@ class _Geometry:
                 last = axis == n_sp - 1
                 cur = self._reduce_axis(cur, axis, ufunc, y[:, lo:hi] if last else None)
 
-        work = float(np.prod(y.shape)) * int(np.prod(self.kernel))
+        work = float(y.size) * math.prod(self.kernel)
         run_blocks(block, x.shape[1], work, _MIN_WORK)
 
     def _reduce_axis(self, cur: np.ndarray, axis: int, ufunc: np.ufunc,
