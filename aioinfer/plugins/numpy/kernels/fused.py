@@ -15,6 +15,7 @@ from ..registry import register
 from ._window import shuffle_channels
 from .activations import gelu
 from .conv_fast import conv_forward
+from .normalization import layer_norm_last
 from .parallel import matmul
 
 _ZERO_ROWS: dict[tuple[np.dtype, int], np.ndarray] = {}
@@ -91,17 +92,8 @@ def channel_shuffle(x, *, shape):
 def fused_layer_norm(x, scale=None, b=None, *, epsilon=1e-5):
     """LayerNorm over the last axis written out as ops in the model (``graph/layer_norm.py``):
     ``(x - mean) / sqrt(var + epsilon) [* scale] [+ b]`` in ``x``'s dtype, as those ops compute
-    it, with one temporary."""
-    d = np.subtract(x, np.mean(x, axis=-1, keepdims=True))
-    var = np.einsum("...i,...i->...", d, d)[..., None]  # sum of squares, no d*d temporary
-    var *= var.dtype.type(1.0 / max(x.shape[-1], 1))
-    var += var.dtype.type(epsilon)
-    d /= np.sqrt(var, out=var)
-    if scale is not None:
-        d *= scale
-    if b is not None:
-        d += b
-    return d
+    it."""
+    return layer_norm_last(x, scale, b, epsilon)
 
 
 @register("FusedConv", since=1, domain=FUSED_DOMAIN)
