@@ -6,6 +6,8 @@ whole trailing block; from 13 on they work along the single ``axis`` (default -1
 
 from __future__ import annotations
 
+import math
+
 import numpy as np
 
 from ..registry import register
@@ -21,8 +23,22 @@ def _shifted_exp(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     return np.exp(e, out=e)
 
 
+_ONES: dict[tuple[int, np.dtype], np.ndarray] = {}
+_BLAS_FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
+
+
 def _softmax(x: np.ndarray, axes: tuple[int, ...]) -> np.ndarray:
     e = _shifted_exp(x, axes)
+    n = math.prod(e.shape[a] for a in axes)
+    if e.dtype in _BLAS_FLOATS and n and axes == tuple(range(e.ndim - len(axes), e.ndim)):
+        # row sums as a matrix-vector product with ones (BLAS): 4x faster than np.sum over a
+        # short last axis (5 vs 21 us for BERT's 512 rows of 128)
+        ones = _ONES.get((n, e.dtype))
+        if ones is None:
+            ones = _ONES.setdefault((n, e.dtype), np.ones(n, dtype=e.dtype))
+        rows = e.reshape(-1, n)  # e is a fresh contiguous array: a view
+        rows /= np.matmul(rows, ones)[:, None]
+        return e
     e /= np.sum(e, axis=axes, keepdims=True)
     return e
 
