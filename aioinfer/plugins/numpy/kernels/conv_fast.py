@@ -195,7 +195,8 @@ def _grouped_flat(x, w, b, z, act, group, out, dilations, begin, end,
         # The bias rides in the product as one more row of ones (and a column of W): a
         # broadcast bias add over the cropped output costs 2x the crop copy it replaces.
         cols = np.empty((n, group, taps + 1, length), dtype=x.dtype)
-        _parallel_copy(view, cols[:, :, :taps].reshape(view.shape))
+        split = (n, group, c // group, *view.shape[2:])  # splits one axis: views, not copies
+        _parallel_copy(view.reshape(split), cols[:, :, :taps].reshape(split))
         cols[:, :, taps] = 1
         w3 = np.concatenate([w3, b.reshape(group, m // group, 1).astype(x.dtype)], axis=2)
     full = np.matmul(w3, cols)
