@@ -38,7 +38,7 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # run from
 LIGHT = pathlib.Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 LIGHT_MODELS = ["resnet50", "densenet121", "inception_v1", "squeezenet", "shufflenet"]
 SETTLE_S = 0.2  # idle time before each burst: the previous engine's spinning threads stop
-BUILT = {
+BUILT: dict[str, dict[str, Any]] = {
     "bert": dict(hidden=256, layers=4, heads=4, seq=128, max_positions=128),
     "gpt2": dict(hidden=256, layers=4, heads=4, seq=32, past=32),
     "mlp": dict(batch=64, sizes=(1024, 4096, 4096, 1000)),
