@@ -107,7 +107,7 @@ def _tanh_source(m: _Match, tanh: onnx.NodeProto) -> str | None:
             continue
         sq = m.op(m.split(mul, h), "Mul")
         if sq is not None and list(sq.input) == [h, h]:
-            m.taken += [scale, add, coef, mul, sq]
+            m.taken += [n for n in (scale, add, coef, mul, sq) if n is not None]
             return h
     return None
 
@@ -144,7 +144,7 @@ def _match(m: _Match, node: onnx.NodeProto) -> tuple[str, onnx.NodeProto, str] |
         return None
     h = _erf_source(m, node) if node.op_type == "Erf" else _tanh_source(m, node)
     add = m.sole_consumer(node.output[0], "Add") if h else None
-    if add is None or m.by_constant(add, 1.0) != node.output[0]:
+    if add is None or not h or m.by_constant(add, 1.0) != node.output[0]:
         return None
     m.taken.append(add)
     last = _half_product(m, add.output[0], h)

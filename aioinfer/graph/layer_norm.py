@@ -14,6 +14,8 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 
+from typing import TypeGuard
+
 import numpy as np
 import onnx
 from onnx import helper
@@ -24,7 +26,7 @@ _STD = ("", "ai.onnx")
 Uses = Mapping[str, list[onnx.NodeProto]]
 
 
-def _is(node: onnx.NodeProto | None, op_type: str) -> bool:
+def _is(node: onnx.NodeProto | None, op_type: str) -> TypeGuard[onnx.NodeProto]:
     return node is not None and node.op_type == op_type and node.domain in _STD
 
 
@@ -73,8 +75,8 @@ def _match(ir: GraphIR, uses: Uses, mean: onnx.NodeProto):
         return None
     add = _only(ir, uses, var.output[0], "Add")
     eps = _const_operand(ir, add, var.output[0], 0) if add is not None else None
-    sqrt = _only(ir, uses, add.output[0], "Sqrt") if eps is not None else None
-    if sqrt is None or list(div.input) != [d, sqrt.output[0]] or \
+    sqrt = _only(ir, uses, add.output[0], "Sqrt") if add is not None and eps else None
+    if sqrt is None or not eps or list(div.input) != [d, sqrt.output[0]] or \
             not single_use(ir, uses, sqrt.output[0]):
         return None
     nodes, last, gamma, beta = [mean, sub, sq, var, add, sqrt, div], div, "", ""

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from typing import TypeGuard
+
 import onnx
 from onnx import helper
 
@@ -10,7 +12,7 @@ from .ir import GraphIR, attr, has_subgraph
 _STD = ("", "ai.onnx")
 
 
-def _is_transpose(node: onnx.NodeProto | None) -> bool:
+def _is_transpose(node: onnx.NodeProto | None) -> TypeGuard[onnx.NodeProto]:
     return node is not None and node.op_type == "Transpose" and node.domain in _STD
 
 
@@ -30,7 +32,7 @@ def cancel_transposes(ir: GraphIR) -> int:
                 node.input[0] = inner.input[0]
                 del node.attribute[:]
                 node.attribute.append(helper.make_attribute("perm", [p[i] for i in q]))
-                if not uses.get(inner.output[0])[1:] and inner.output[0] not in ir.keep:
+                if not uses.get(inner.output[0], [])[1:] and inner.output[0] not in ir.keep:
                     ir.remove([inner])
                     removed += 1
                 changed = True
