@@ -164,11 +164,12 @@ def schema_function(
         for name, a in schema.attributes.items()
         if a.default_value.type != AttributeProto.UNDEFINED
     }
-    if schema.has_function:
-        body = schema.get_function_with_opset_version(
-            _pick(schema.function_opset_versions, opset)
+    # onnx's type stubs omit the function-body bindings of OpSchema; they exist at run time.
+    if schema.has_function:  # type: ignore[attr-defined]
+        body = schema.get_function_with_opset_version(  # type: ignore[attr-defined]
+            _pick(schema.function_opset_versions, opset)  # type: ignore[attr-defined]
         )
-    elif schema.has_context_dependent_function:
+    elif schema.has_context_dependent_function:  # type: ignore[attr-defined]
         body = _context_dependent(schema, node, opset, defaults, type_of)
         if body is None:
             return None
@@ -189,16 +190,17 @@ def _context_dependent(
     schema: onnx.defs.OpSchema, node: NodeProto, opset: int,
     defaults: Mapping[str, AttributeProto], type_of: TypeOf,
 ) -> bytes | None:
-    types = [type_of(name) if name else TypeProto() for name in node.input]
-    if any(t is None for t in types):
+    maybe = [type_of(name) if name else TypeProto() for name in node.input]
+    types = [t for t in maybe if t is not None]
+    if len(types) != len(maybe):
         return None
     full = NodeProto()
     full.CopyFrom(node)
     given = {a.name for a in node.attribute}
     full.attribute.extend(a for name, a in defaults.items() if name not in given)
-    version = _pick(schema.context_dependent_function_opset_versions, opset)
+    version = _pick(schema.context_dependent_function_opset_versions, opset)  # type: ignore[attr-defined]
     try:
-        body = schema.get_context_dependent_function_with_opset_version(
+        body = schema.get_context_dependent_function_with_opset_version(  # type: ignore[attr-defined]
             version, full.SerializeToString(), [t.SerializeToString() for t in types]
         )
     except Exception:  # noqa: BLE001 - onnx rejects this context: no body, not an error
