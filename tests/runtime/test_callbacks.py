@@ -11,17 +11,7 @@ import pytest
 import aioinfer
 from aioinfer.errors import InputTypeError, RequestBusyError, RequestCancelledError, RequestError
 
-from .models import add_model, gate_request, matmul_chain, matmul_chain_reference
-
-
-@pytest.fixture(scope="module")
-def add_compiled() -> aioinfer.CompiledModel:
-    return aioinfer.Core().compile_model(add_model(), "NUMPY")
-
-
-@pytest.fixture(scope="module")
-def slow_compiled() -> aioinfer.CompiledModel:
-    return aioinfer.Core().compile_model(matmul_chain(), "NUMPY")
+from .models import add_model, gate_request, matmul_chain_reference
 
 
 def _pair(k: float) -> list[np.ndarray]:

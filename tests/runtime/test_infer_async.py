@@ -13,7 +13,6 @@ from aioinfer.errors import InputShapeError, RequestBusyError
 
 from .models import (
     LoopLag,
-    add_model,
     gate_request,
     matmul_chain,
     matmul_chain_reference,
@@ -21,16 +20,6 @@ from .models import (
 )
 
 pytestmark = pytest.mark.anyio
-
-
-@pytest.fixture(scope="module")
-def add_compiled() -> aioinfer.CompiledModel:
-    return aioinfer.Core().compile_model(add_model(), "NUMPY")
-
-
-@pytest.fixture(scope="module")
-def slow_compiled() -> aioinfer.CompiledModel:
-    return aioinfer.Core().compile_model(matmul_chain(), "NUMPY")
 
 
 def _pair(k: float) -> list[np.ndarray]:
