@@ -13,7 +13,6 @@ scalar constant and ``gamma``/``beta`` 1-D constants (they broadcast along the l
 from __future__ import annotations
 
 from collections.abc import Mapping
-
 from typing import TypeGuard
 
 import numpy as np

@@ -11,6 +11,7 @@ from .affine import fold_affine_into_conv, fuse_affine
 from .bn_fold import fold_batchnorm
 from .channel_shuffle import absorb_channel_shuffle, fuse_channel_shuffle
 from .cleanup import remove_passthrough
+from .concat_in_place import write_concat_in_place
 from .fold import fold_constants
 from .fuse import fuse_products
 from .gelu import fuse_gelu
@@ -68,4 +69,6 @@ def optimize(
         if shape_of is not None:
             use_winograd(ir, shape_of)
         absorb_channel_shuffle(ir)
+        if shape_of is not None:
+            write_concat_in_place(ir, shape_of)
     return ir

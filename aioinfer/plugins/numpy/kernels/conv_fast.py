@@ -39,12 +39,23 @@ _GATHER_COST = 16.0  # im2col copy of one element, in multiply-adds (memory-boun
 
 
 def conv_forward(x, w, b, auto_pad, dilations, group, pads, strides, z=None,
-                 act: Activation | None = None, shuffle: int = 0) -> np.ndarray:
-    """Conv(x, w, b) [+ z] [-> act] into a fresh writable array of x's dtype.
+                 act: Activation | None = None, shuffle: int = 0,
+                 into: np.ndarray | None = None) -> np.ndarray:
+    """Conv(x, w, b) [+ z] [-> act] into a fresh writable array of x's dtype, or into
+    ``into`` (a view of the output's shape, e.g. a channel slice of a Concat's buffer).
 
     ``shuffle`` = G > 1 convolves ShuffleNet's channel shuffle of ``x`` (``shuffle_channels``),
     shuffled in the padding copy where the convolution pads.
     """
+    y = _conv(x, w, b, auto_pad, dilations, group, pads, strides, z, act, shuffle, into)
+    if into is None or np.may_share_memory(y, into):
+        return y
+    np.copyto(into, y)  # a path that cannot write in place: one copy, as the Concat made
+    return into
+
+
+def _conv(x, w, b, auto_pad, dilations, group, pads, strides, z, act: Activation | None,
+          shuffle: int, into: np.ndarray | None) -> np.ndarray:
     kernel = w.shape[2:]
     if shuffle > 1 and (x.ndim < 3 or x.dtype != w.dtype or x.dtype.kind != "f"
                         or x.itemsize < 4 or not any(k > 1 for k in kernel)):
@@ -66,9 +77,10 @@ def conv_forward(x, w, b, auto_pad, dilations, group, pads, strides, z=None,
         return _grouped_flat(x, w, b, z, act, group, out, dilations, begin, end, shuffle)
     if (group == 1 and windowed and all(st == 1 for st in strides) and out[0] >= 2
             and c >= _SHIFTED_MIN_C and m <= _SHIFTED_MAX_M):
-        return _shifted_rows(x, w, b, z, act, out, dilations, begin, end, shuffle)
+        return _shifted_rows(x, w, b, z, act, out, dilations, begin, end, shuffle, into)
     src, gather = _source(x, kernel, out, strides, dilations, begin, end, shuffle)
-    y = np.empty((n, group, mg, positions), dtype=x.dtype)
+    shape = (n, group, mg, positions)
+    y = np.empty(shape, dtype=x.dtype) if into is None else _view_as(into, shape)
     full = (n, m, *out)
     zb = None
     if z is not None and z.shape == full:
@@ -117,7 +129,13 @@ def _flat_view(x: np.ndarray, begin, end, shuffle: int = 0
     return xp.reshape(*xp.shape[:2], -1), padded, row
 
 
-def _shifted_rows(x, w, b, z, act, out, dilations, begin, end, shuffle: int = 0) -> np.ndarray:
+def _view_as(a: np.ndarray, shape: tuple[int, ...]) -> np.ndarray:
+    """``a`` reshaped to ``shape`` as a view (a channel slice splits and merges cleanly)."""
+    return a.reshape(shape, copy=False)
+
+
+def _shifted_rows(x, w, b, z, act, out, dilations, begin, end, shuffle: int = 0,
+                  into: np.ndarray | None = None) -> np.ndarray:
     """A stride-1 convolution as a sum over kernel offsets of ``W[:, :, off] @ run(off)``.
 
     In the flat padded image, offset ``off`` reads for a block of output rows (over the full
@@ -132,7 +150,7 @@ def _shifted_rows(x, w, b, z, act, out, dilations, begin, end, shuffle: int = 0)
     starts = [sum(o * d * r for o, d, r in zip(off, dilations, row, strict=True))
               for off in _offsets(w.shape[2:])]
     wk = np.ascontiguousarray(np.moveaxis(w.reshape(m, c, -1), 2, 0))  # (K, M, C)
-    y = np.empty((n, m, *out), dtype=x.dtype)
+    y = np.empty((n, m, *out), dtype=x.dtype) if into is None else into
     zb = z if z is not None and z.shape == y.shape else None
     late = z is not None and zb is None
     bias = None if b is None else b.reshape(-1, *([1] * len(out))).astype(x.dtype, copy=False)

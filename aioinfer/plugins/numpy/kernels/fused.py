@@ -97,17 +97,39 @@ def fused_layer_norm(x, scale=None, b=None, *, epsilon=1e-5):
 
 
 @register("FusedConv", since=1, domain=FUSED_DOMAIN)
-def fused_conv(x, w, b=None, z=None, *, auto_pad="NOTSET", dilations=None, group=1,
+def fused_conv(x, w, b=None, z=None, into=None, *, auto_pad="NOTSET", dilations=None, group=1,
                kernel_shape=None, pads=None, strides=None, activation="",
-               activation_alpha=0.01, clip_min=-np.inf, clip_max=np.inf, shuffle=None):
+               activation_alpha=0.01, clip_min=-np.inf, clip_max=np.inf, shuffle=None,
+               into_start=0):
     """Conv(x, w, b) [+ z] [-> activation]; with ``shuffle`` (the 5-D shape of an absorbed
-    ``ChannelShuffle``), Conv(ChannelShuffle(x)) with the shuffle done in the padding copy."""
+    ``ChannelShuffle``), Conv(ChannelShuffle(x)) with the shuffle done in the padding copy.
+    With ``into`` (a Concat's buffer, ``graph/concat_in_place.py``), the result is written into
+    its channels ``into_start:into_start + M`` and that view is returned."""
     act = _activation(activation, activation_alpha, clip_min, clip_max)
     groups = 0
     if shuffle:
         n, groups, per, *rest = shuffle
         x = x.reshape(n, groups * per, *rest)
-    return conv_forward(x, w, b, auto_pad, dilations, group, pads, strides, z, act, groups)
+    dest = None if into is None else into[:, into_start : into_start + w.shape[0]]
+    return conv_forward(x, w, b, auto_pad, dilations, group, pads, strides, z, act, groups,
+                        into=dest)
+
+
+@register("Empty", since=1, domain=FUSED_DOMAIN, foldable=False)
+def empty(*, shape, dtype):
+    """An uninitialised buffer (a Concat's output its producers write into): one per run."""
+    return np.empty(tuple(shape), dtype=np.dtype(dtype))
+
+
+@register("ConcatInto", since=1, domain=FUSED_DOMAIN, foldable=False)
+def concat_into(buffer, *parts, copy_starts, channels):
+    """Finish a Concat along axis 1 whose ``buffer`` some producers already wrote into: copy
+    the parts whose ``copy_starts`` entry is a channel offset (not -1); return the first
+    ``channels`` channels of ``buffer`` (all of them but in a chain of Concats sharing it)."""
+    for part, start in zip(parts, copy_starts, strict=True):
+        if start >= 0:
+            buffer[:, start : start + part.shape[1]] = part
+    return buffer if channels == buffer.shape[1] else buffer[:, :channels]
 
 
 @register("FusedGemm", since=1, domain=FUSED_DOMAIN)
