@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import functools
 import inspect
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Iterable, Iterator, Mapping, Sequence
 from typing import Any
 
 import numpy as np
@@ -193,7 +193,9 @@ class _Compiler:
             step = Step(fn, ins, outs, name, node.op_type)
             if self._foldable(spec, node, ins, constants):
                 self._fold(step, constants)
-            elif (dummy := self._static_shape_input(spec, node, ins, types)) is not None:
+            elif ins[0] is not None and (
+                dummy := self._static_shape_input(spec, node, ins, types)
+            ) is not None:
                 self._fold(step, {**constants, ins[0]: dummy}, into=constants)
             else:
                 steps.append(step)
@@ -214,7 +216,7 @@ class _Compiler:
         )
 
     def _evaluate(
-        self, node: onnx.NodeProto, opsets: Mapping[str, int], inputs: list[Any]
+        self, node: onnx.NodeProto, opsets: Mapping[str, int], inputs: Sequence[Any]
     ) -> list[Any] | None:
         """Run one node at compile time (graph-pass folding); ``None`` if it must not."""
         spec = self._lookup(node, opsets)
@@ -242,6 +244,7 @@ class _Compiler:
         """The nodes with calls of local and schema-defined functions inlined (recursively)."""
         for node in nodes:
             fn = self.functions.local(node)
+            found: tuple[list[onnx.NodeProto], dict[str, int]] | None
             if fn is not None:
                 found = self.functions.expand_local(node, fn, opsets)
             elif self._lookup(node, opsets) is None:

@@ -69,16 +69,16 @@ class NumpyPlugin(Plugin):
         props = PropertySet(_specs(self.name), self.name, **self._settable())
         props.set(config)
         graph, kw = model.proto.graph, _function_kw(model)
-        plan: Plan | ShapeSpecializedPlan = compile_graph(
-            graph, model.opsets, device=self.name, **kw)
+        generic = compile_graph(graph, model.opsets, device=self.name, **kw)
+        plan: Plan | ShapeSpecializedPlan = generic
         if has_dynamic_inputs(graph):
-            names = plan.input_names
+            names = generic.input_names
 
             def compile_for(shapes: tuple[tuple[int, ...], ...]) -> Plan:
                 static = with_input_shapes(graph, dict(zip(names, shapes, strict=True)))
                 return compile_graph(static, model.opsets, device=self.name, **kw)
 
-            plan = ShapeSpecializedPlan(plan, compile_for)
+            plan = ShapeSpecializedPlan(generic, compile_for)
         return NumpyCompiledModel(self, model, props, plan)
 
     def _settable(self) -> dict[str, Any]:
