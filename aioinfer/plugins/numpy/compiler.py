@@ -193,9 +193,8 @@ class _Compiler:
             step = Step(fn, ins, outs, name, node.op_type)
             if self._foldable(spec, node, ins, constants):
                 self._fold(step, constants)
-            elif ins[0] is not None and (
-                dummy := self._static_shape_input(spec, node, ins, types)
-            ) is not None:
+            elif (dummy := self._static_shape_input(spec, node, ins, types)) is not None:
+                assert ins[0] is not None  # Shape/Size of a present input
                 self._fold(step, {**constants, ins[0]: dummy}, into=constants)
             else:
                 steps.append(step)
