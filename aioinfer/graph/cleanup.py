@@ -5,14 +5,15 @@ from __future__ import annotations
 from .ir import GraphIR, has_subgraph
 
 
-def _passthrough(ir: GraphIR, node) -> bool:
+def _passthrough(ir: GraphIR, node, uses) -> bool:
     if node.domain not in ("", "ai.onnx"):
         return False
     if node.op_type == "Identity":
         return True
     if node.op_type != "Dropout":
         return False
-    if len(node.output) > 1 and node.output[1]:
+    mask = node.output[1] if len(node.output) > 1 else ""
+    if mask and (mask in ir.keep or uses.get(mask)):
         return False  # the mask is read: keep the kernel that makes it
     if len(node.input) > 2 and node.input[2]:
         mode = ir.constants.get(node.input[2])
@@ -25,7 +26,7 @@ def remove_passthrough(ir: GraphIR) -> int:
     removed = []
     uses = ir.consumers()
     for node in list(ir.nodes):
-        if not _passthrough(ir, node):
+        if not _passthrough(ir, node, uses):
             continue
         src, dst = node.input[0], node.output[0]
         if dst in ir.keep or any(has_subgraph(u) for u in uses.get(dst, ())):

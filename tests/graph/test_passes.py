@@ -121,6 +121,14 @@ def test_dropout_mask_output_keeps_the_node() -> None:
     assert "Dropout" in ops(p)
 
 
+def test_dropout_with_an_unread_mask_output_disappears() -> None:
+    x = rand(3, 3)
+    nodes = [helper.make_node("Dropout", ["x"], ["d", "mask"], ratio=0.5),
+             helper.make_node("Relu", ["d"], ["y"])]
+    p = check(model(nodes, {"x": x}, ["y"], opset=9), {"x": x})
+    assert ops(p) == ["Relu"]
+
+
 def test_constant_of_shape_weights_fold_then_fuse() -> None:
     x = rand(1, 2, 6, 6)
     nodes = [
