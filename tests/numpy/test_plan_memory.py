@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gc
 import threading
+import time
 import weakref
 from dataclasses import replace
 
@@ -162,3 +163,41 @@ def test_products_agree_whether_blas_or_the_split_threads_them(monkeypatch) -> N
     for got in results:
         np.testing.assert_allclose(got, np.matmul(a, b), rtol=1e-5, atol=1e-4)
     assert blas_threads() in (None, 1)  # BLAS is back to one thread after the product
+
+
+def _sleeper(per_index: float, per_block: float, seen: list[tuple[int, int]]):
+    def fn(lo: int, hi: int) -> None:
+        seen.append((lo, hi))
+        time.sleep(per_index * (hi - lo) + per_block)
+    return fn
+
+
+@pytest.mark.parametrize(("per_index", "per_block", "cut"), [(0.002, 0.0, True),
+                                                             (0.0, 0.004, False)])
+def test_run_blocks_keeps_whichever_way_timed_faster(monkeypatch, per_index, per_block,
+                                                     cut) -> None:
+    monkeypatch.setattr(parallel, "_sites", {})
+    seen: list[tuple[int, int]] = []
+    fn = _sleeper(per_index, per_block, seen)
+    parallel.set_intra_threads(2)
+    try:
+        for _ in range(2 * parallel._TRIALS):  # timing: cut and uncut, alternately
+            parallel.run_blocks(fn, 8, 1e9)
+        assert list(parallel.split_decisions().values()) == [cut]
+        seen.clear()
+        parallel.run_blocks(fn, 8, 1e9)
+    finally:
+        parallel.set_intra_threads(1)
+    assert sorted(seen) == ([(0, 4), (4, 8)] if cut else [(0, 8)])
+
+
+def test_run_blocks_below_the_floor_stays_on_the_calling_thread(monkeypatch) -> None:
+    monkeypatch.setattr(parallel, "_sites", {})
+    threads: list[str] = []
+    parallel.set_intra_threads(2)
+    try:
+        parallel.run_blocks(lambda lo, hi: threads.append(threading.current_thread().name),
+                            8, work=1e6, min_work=2e6)
+    finally:
+        parallel.set_intra_threads(1)
+    assert threads == [threading.current_thread().name] and parallel.split_decisions() == {}

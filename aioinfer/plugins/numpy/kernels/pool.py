@@ -17,7 +17,7 @@ from ..registry import register
 from ._window import Ints, offset_slices, offsets, out_size, pad_spatial, resolve_pads
 from .parallel import run_blocks
 
-_MIN_WORK = 300_000  # window elements: a smaller pool stays on one thread
+_MIN_WORK = 1_000_000  # window elements: a smaller pool stays on one thread (measured)
 
 
 class _Geometry:
