@@ -51,16 +51,13 @@ def assert_similar(expected: Any, actual: Any, rtol: float, atol: float) -> None
         np.testing.assert_array_equal(actual, expected)
     else:
         assert actual.shape == expected.shape, f"shape {actual.shape} != {expected.shape}"
-        if expected.dtype.kind in "fc" or expected.dtype.itemsize != np.dtype(
-            expected.dtype.str
-        ).itemsize or expected.dtype.kind == "V":
-            np.testing.assert_allclose(
-                actual.astype(np.float64) if actual.dtype.kind == "V" else actual,
-                expected.astype(np.float64) if expected.dtype.kind == "V" else expected,
-                rtol=rtol, atol=atol,
-            )
-        else:
-            np.testing.assert_allclose(actual, expected, rtol=rtol, atol=atol)
+        # ml_dtypes (bfloat16, float8, int4, ...) have kind "V": compare their values.
+        np.testing.assert_allclose(_comparable(actual), _comparable(expected), rtol=rtol,
+                                   atol=atol)
+
+
+def _comparable(array: np.ndarray) -> np.ndarray:
+    return array.astype(np.float64) if array.dtype.kind == "V" else array
 
 
 def as_numpy(value: Any) -> Any:

@@ -40,6 +40,14 @@ def make_model(
                              ir_version=10)
 
 
+def one_node_model(op: str, inputs: dict, n_out: int = 1, opset: int = 21,
+                   **attrs) -> onnx.ModelProto:
+    """A model of one ``op`` node over ``inputs`` (name -> example array), outputs y0, y1..."""
+    outs = [f"y{i}" for i in range(n_out)]
+    node = helper.make_node(op, list(inputs), outs, **attrs)
+    return make_model([node], inputs, outs, opset=opset)
+
+
 def compile_model(model: onnx.ModelProto) -> Plan:
     opsets = {o.domain: o.version for o in model.opset_import}
     return compile_graph(model.graph, opsets, functions=model.functions)

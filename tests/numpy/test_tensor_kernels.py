@@ -7,16 +7,11 @@ import pytest
 from onnx import TensorProto, helper
 
 from ._ort import assert_matches_ort, make_model, run_ours
+from ._ort import one_node_model as _one
 
 rng = np.random.default_rng(0)
 X345 = rng.standard_normal((3, 4, 5)).astype(np.float32)
 I64 = np.int64
-
-
-def _one(op: str, inputs: dict, n_out: int = 1, opset: int = 21, **attrs):
-    outs = [f"y{i}" for i in range(n_out)]
-    node = helper.make_node(op, list(inputs), outs, **attrs)
-    return make_model([node], inputs, outs, opset=opset)
 
 
 @pytest.mark.parametrize(
