@@ -21,6 +21,7 @@ from .masked_fill import fuse_masked_fill
 from .pow import reduce_pow
 from .shapes import fold_static_shapes, infer_static_shapes
 from .transpose import cancel_transposes
+from .weight_layout import store_swapped_weights
 from .winograd import ShapeOf, use_winograd
 
 _SHAPE_ROUNDS = 32  # each round typically unlocks one more layer of a transformer
@@ -46,6 +47,7 @@ def optimize(
     """
     ir = GraphIR.build(nodes, constants, keep)
     fold_constants(ir, evaluate)
+    shapes: dict[str, tuple[int, ...]] = {}  # the last static inference of the folded graph
     if static_inputs is not None:
         for _ in range(_SHAPE_ROUNDS):
             if not any(n.op_type in ("Shape", "Size") for n in ir.nodes):
@@ -68,6 +70,7 @@ def optimize(
         fold_affine_into_conv(ir)
         if shape_of is not None:
             use_winograd(ir, shape_of)
+            store_swapped_weights(ir, lambda name: shapes.get(name) or shape_of(name))
         absorb_channel_shuffle(ir)
         if shape_of is not None:
             write_concat_in_place(ir, shape_of)

@@ -179,7 +179,7 @@ class _Compiler:
                                 shape_of=types.static_shape, static_inputs=static)
             nodes = ir.pairs()
             for name, value in ir.constants.items():
-                if name not in initializers:
+                if initializers.get(name) is not value:  # folded, or re-laid out by a pass
                     constants[slot(name)] = value
         for index, (node, node_opsets) in enumerate(nodes):
             name = node.name or f"{node.op_type}_{index}"

@@ -107,7 +107,9 @@ def blockwise(fn: BlockFn, x: FloatArray) -> FloatArray:
     Narrow floats (float16, bfloat16) are computed in float32 and converted back.
     """
     work = x.astype(np.float32, copy=False) if x.dtype != np.float32 else x
-    flat = work.reshape(-1)
+    # in memory order: a column-major input (a swapped product's) is not copied
+    order = "F" if work.flags.f_contiguous and not work.flags.c_contiguous else "C"
+    flat = work.reshape(-1, order=order)
     out = np.empty(flat.shape, dtype=np.float32)
     n = min(flat.size, _CHUNK)
     s1, s2 = np.empty(n, dtype=np.float32), np.empty(n, dtype=np.float32)
@@ -115,7 +117,7 @@ def blockwise(fn: BlockFn, x: FloatArray) -> FloatArray:
         stop = min(start + _CHUNK, flat.size)
         k = stop - start
         fn(flat[start:stop], out[start:stop], s1[:k], s2[:k])
-    return out.reshape(x.shape).astype(x.dtype, copy=False)
+    return out.reshape(x.shape, order=order).astype(x.dtype, copy=False)
 
 
 def erf(x: npt.ArrayLike) -> FloatArray:
