@@ -20,6 +20,7 @@ from .layer_norm import fuse_layer_norm
 from .masked_fill import fuse_masked_fill
 from .pow import reduce_pow
 from .shapes import fold_static_shapes, infer_static_shapes
+from .sibling_convs import merge_sibling_convs
 from .transpose import cancel_transposes
 from .weight_layout import store_swapped_weights
 from .winograd import ShapeOf, use_winograd
@@ -68,6 +69,7 @@ def optimize(
         fuse_products(ir)
         fuse_affine(ir, shape_of)
         fold_affine_into_conv(ir)
+        merge_sibling_convs(ir)
         if shape_of is not None:
             use_winograd(ir, shape_of)
             store_swapped_weights(ir, lambda name: shapes.get(name) or shape_of(name))

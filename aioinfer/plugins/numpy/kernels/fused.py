@@ -115,6 +115,14 @@ def fused_conv(x, w, b=None, z=None, into=None, *, auto_pad="NOTSET", dilations=
                         into=dest)
 
 
+@register("ChannelSplit", since=1, domain=FUSED_DOMAIN)
+def channel_split(x, *, sizes):
+    """The outputs of merged sibling convolutions (``graph/sibling_convs.py``): consecutive
+    channel slices of ``x``, as views."""
+    bounds = np.cumsum([0, *sizes])
+    return tuple(x[:, lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:], strict=True))
+
+
 @register("Empty", since=1, domain=FUSED_DOMAIN, foldable=False)
 def empty(*, shape, dtype):
     """An uninitialised buffer (a Concat's output its producers write into): one per run."""
