@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ....graph.weight_layout import SWAP_MAX_ROWS
+from ....graph.weight_layout import SWAP_MAX_ROWS, SWAP_MIN_WEIGHT
 from . import blas_mode
 from .linalg import blas_matmul
 
@@ -60,12 +60,12 @@ def _pool(count: int) -> ThreadPoolExecutor:
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``np.matmul(a, b)``, split by rows of ``a`` over the intra-op threads when large.
 
-    A few-row product by a column-major matrix ``b`` (``graph/weight_layout.py``) runs
+    A few-row product by a large column-major matrix ``b`` (``graph/weight_layout.py``) runs
     swapped, ``(b^T a^T)^T``: its result is then column-major too, which the next such
     product reads as a row-major ``a^T`` at no cost.
     """
-    if (out is None and b.ndim == 2 and a.ndim >= 2 and b.flags.f_contiguous
-            and not b.flags.c_contiguous and a.dtype == b.dtype
+    if (out is None and b.ndim == 2 and a.ndim >= 2 and b.size >= SWAP_MIN_WEIGHT
+            and b.flags.f_contiguous and not b.flags.c_contiguous and a.dtype == b.dtype
             and a.size // max(1, a.shape[-1]) <= SWAP_MAX_ROWS):
         rows = a.reshape(-1, a.shape[-1])
         return _matmul(b.T, rows.T, None).T.reshape(*a.shape[:-1], b.shape[1])
