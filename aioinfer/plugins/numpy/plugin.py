@@ -12,8 +12,9 @@ from ...properties import Property, PropertySet
 from ...runtime.executors import Executor
 from ..base import CompiledModel, Plugin, Stage, SyncInferRequest
 from .compiler import compile_graph, has_dynamic_inputs, with_input_shapes
-from .kernels.blas_mode import stream_finished, stream_started
+from .kernels.blas_mode import lone_stream, stream_finished, stream_started
 from .kernels.parallel import set_intra_threads
+from .kernels.placement import pinned_run
 from .plan import Plan, ShapeSpecializedPlan
 from .profiling import PlanProfiler
 from .registry import lookup
@@ -123,6 +124,9 @@ class NumpyCompiledModel(CompiledModel):
         # a spinning multi-threaded BLAS pool loses several times over on a loaded machine.
         self.threads_per_stream = per_stream(props.get(P.INFERENCE_NUM_THREADS), self.streams)
         self.blas_threads_ok = not any(s.op_type in _OWN_POOL_OPS for s in plan.steps)
+        # A plan cutting work over our own pool keeps that pool off its runner's core; one on
+        # BLAS threads must not pin its runner (a spinning BLAS worker could share its core).
+        self.pinned_pool = self.threads_per_stream if not self.blas_threads_ok else 0
         set_blas_threads(1)
         self.properties = PropertySet(
             [
@@ -154,19 +158,22 @@ class NumpyInferRequest(SyncInferRequest):
 
     def _infer(self) -> None:
         set_intra_threads(self.compiled.threads_per_stream)
-        plan = self.compiled.plan
         stream_started(self.compiled.blas_threads_ok)  # see kernels/blas_mode.py
         try:
-            if self.compiled.get_property(P.PERF_COUNT):
-                if self._profiler is None:
-                    self._profiler = PlanProfiler()
-                self._profiler.start()
-                concrete = plan.plan_for(self.inputs) if hasattr(plan, "plan_for") else plan
-                self.outputs = self._profiler.profiled(concrete).run(self.inputs)
-            else:
-                self.outputs = plan.run(self.inputs)
+            # only a lone run is held on its core: concurrent callers must stay free to spread
+            with pinned_run(self.compiled.pinned_pool if lone_stream() else 0):
+                self.outputs = self._run(self.compiled.plan)
         finally:
             stream_finished()
+
+    def _run(self, plan: Any) -> list[Any]:
+        if not self.compiled.get_property(P.PERF_COUNT):
+            return plan.run(self.inputs)
+        if self._profiler is None:
+            self._profiler = PlanProfiler()
+        self._profiler.start()
+        concrete = plan.plan_for(self.inputs) if hasattr(plan, "plan_for") else plan
+        return self._profiler.profiled(concrete).run(self.inputs)
 
     def profiling_info(self) -> list[dict[str, Any]]:
         """Each plan step of the last inference, in run order (with PERF_COUNT on)."""

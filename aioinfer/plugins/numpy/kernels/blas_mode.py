@@ -74,6 +74,11 @@ def stream_finished() -> None:
         _active -= 1
 
 
+def lone_stream() -> bool:
+    """Whether exactly one plan run of this process is under way (the caller's)."""
+    return _active == 1
+
+
 def _others_running() -> int | None:
     """Runnable tasks on the machine right now that are not threads of this process."""
     try:

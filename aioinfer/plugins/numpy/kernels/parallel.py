@@ -24,7 +24,7 @@ from concurrent.futures import ThreadPoolExecutor
 import numpy as np
 
 from ....graph.weight_layout import SWAP_MAX_ROWS, SWAP_MIN_WEIGHT
-from . import blas_mode
+from . import blas_mode, placement
 from .linalg import blas_matmul
 
 _BLAS_TYPES = (np.dtype(np.float32), np.dtype(np.float64))
@@ -53,7 +53,9 @@ def _pool(count: int) -> ThreadPoolExecutor:
     with _pools_lock:
         pool = _pools.get(count)
         if pool is None:
-            pool = _pools[count] = ThreadPoolExecutor(count - 1, thread_name_prefix="aioinfer-gemm")
+            pool = _pools[count] = ThreadPoolExecutor(
+                count - 1, thread_name_prefix="aioinfer-gemm",
+                initializer=placement.register_helper, initargs=(count,))
         return pool
 
 
