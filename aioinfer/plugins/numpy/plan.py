@@ -48,6 +48,10 @@ class Plan:
     output_names: list[str] = field(default_factory=list)
     captured: list[str] = field(default_factory=list)
     device: str = "NUMPY"
+    #: per graph output, its declared element type and dims (``None`` where not declared):
+    #: what a Loop or Scan body's zero iterations stack to
+    output_types: list[tuple[np.dtype | None, tuple[int | None, ...] | None]] = field(
+        default_factory=list)
 
     def __post_init__(self) -> None:
         # One spare slot past the end stays None: absent optional inputs read it.

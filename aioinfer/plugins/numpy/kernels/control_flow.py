@@ -25,9 +25,16 @@ def if_(cond, *captured, then_branch, else_branch):
     return tuple(branch.run(list(captured)))
 
 
+def _empty(body: Plan, index: int, axis: int = 0) -> np.ndarray:
+    """What zero iterations stack body output ``index`` to: its declared element type, and
+    its declared dims (0 where unknown) with a 0-long axis inserted at ``axis``."""
+    dtype, dims = body.output_types[index] if index < len(body.output_types) else (None, None)
+    shape = [0 if d is None else d for d in dims or ()]
+    shape.insert(axis % (len(shape) + 1), 0)
+    return np.zeros(shape, dtype=dtype or np.float32)
+
+
 def _stack(slices: list[Any]) -> Any:
-    if not slices:
-        return np.zeros((0,), dtype=np.float32)
     if isinstance(slices[0], list):  # a sequence-typed scan output
         return slices
     return np.stack(slices)
@@ -51,9 +58,9 @@ def loop(max_trip_count, cond, *args, body):
         for acc, value in zip(scans, outs[1 + n:], strict=True):
             acc.append(value)
         i += 1
-    n_scan = len(body.output_slots) - 1 - n
-    stacked = [_stack(acc) for acc in scans] if scans else [_stack([])] * n_scan
-    return (*carried, *stacked)
+    if not scans:
+        return (*carried, *(_empty(body, k) for k in range(1 + n, len(body.output_slots))))
+    return (*carried, *(_stack(acc) for acc in scans))
 
 
 def _scan(
@@ -74,9 +81,9 @@ def _scan(
         for acc, value in zip(outputs, outs[n_state:], strict=True):
             acc.append(value)
     stacked = []
-    for acc, axis, direction in zip(outputs, out_axes, out_dirs, strict=True):
+    for k, (acc, axis, direction) in enumerate(zip(outputs, out_axes, out_dirs, strict=True)):
         if not acc:
-            stacked.append(_stack(acc))
+            stacked.append(_empty(body, n_state + k, axis))
             continue
         if direction:
             acc = acc[::-1]
