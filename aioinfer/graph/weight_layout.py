@@ -50,7 +50,7 @@ def store_swapped_weights(ir: GraphIR, shape_of: ShapeOf) -> int:
     for node in ir.nodes:
         if _swappable(ir, node, shape_of):
             wanted.add(node.input[1])
-            refused.update(name for name in (node.input[0], *node.input[2:]))
+            refused.update((node.input[0], *node.input[2:]))  # read as data, not as B
         else:
             refused.update(node.input)
     done = 0
