@@ -20,6 +20,7 @@ from onnx import numpy_helper
 
 from ...errors import InferenceError, UnsupportedOperationError
 from ...graph import optimize as optimize_graph
+from ...model import port_of
 from .functions import FunctionExpander, TypeOf
 from .plan import Plan, Step
 from .registry import KernelSpec, lookup
@@ -51,23 +52,6 @@ def compile_graph(
     compiler.optimize = optimize and fold_constants
     types = ValueTypes(graph, compiler.opsets, functions)
     return compiler.compile(graph, list(captured), compiler.opsets, types, top=True)
-
-
-def declared_type(info: onnx.ValueInfoProto
-                  ) -> tuple[np.dtype | None, tuple[int | None, ...] | None]:
-    """The element type and dims (``None`` for a symbolic or missing one) ``info`` declares."""
-    kind = info.type
-    if kind.WhichOneof("value") != "tensor_type" or not kind.tensor_type.elem_type:
-        return None, None
-    tensor = kind.tensor_type
-    try:
-        dtype = np.dtype(onnx.helper.tensor_dtype_to_np_dtype(tensor.elem_type))
-    except (KeyError, TypeError, ValueError):  # a type NumPy cannot hold
-        return None, None
-    if not tensor.HasField("shape"):
-        return dtype, None
-    return dtype, tuple(d.dim_value if d.HasField("dim_value") else None
-                        for d in tensor.shape.dim)
 
 
 def with_input_shapes(
@@ -229,7 +213,8 @@ class _Compiler:
             output_names=[o.name for o in graph.output],
             captured=list(captured),
             device=self.device,
-            output_types=[declared_type(o) for o in graph.output],
+            output_types=[(p.element_type, p.shape) for p in
+                          (port_of(o, i) for i, o in enumerate(graph.output))],
         )
 
     def _evaluate(

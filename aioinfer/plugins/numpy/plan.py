@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import InferenceError, RequestCancelledError
+from ...model import Dim
 from ...runtime.pipeline import current_run
 
 
@@ -48,9 +49,9 @@ class Plan:
     output_names: list[str] = field(default_factory=list)
     captured: list[str] = field(default_factory=list)
     device: str = "NUMPY"
-    #: per graph output, its declared element type and dims (``None`` where not declared):
+    #: per graph output, its declared element type and dims (as ``model.Port`` has them):
     #: what a Loop or Scan body's zero iterations stack to
-    output_types: list[tuple[np.dtype | None, tuple[int | None, ...] | None]] = field(
+    output_types: list[tuple[np.dtype | None, tuple[Dim, ...] | None]] = field(
         default_factory=list)
 
     def __post_init__(self) -> None:

@@ -27,9 +27,9 @@ def if_(cond, *captured, then_branch, else_branch):
 
 def _empty(body: Plan, index: int, axis: int = 0) -> np.ndarray:
     """What zero iterations stack body output ``index`` to: its declared element type, and
-    its declared dims (0 where unknown) with a 0-long axis inserted at ``axis``."""
+    its declared dims (0 where not static) with a 0-long axis inserted at ``axis``."""
     dtype, dims = body.output_types[index] if index < len(body.output_types) else (None, None)
-    shape = [0 if d is None else d for d in dims or ()]
+    shape = [d if isinstance(d, int) else 0 for d in dims or ()]
     shape.insert(axis % (len(shape) + 1), 0)
     return np.zeros(shape, dtype=dtype or np.float32)
 
