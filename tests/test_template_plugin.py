@@ -163,6 +163,42 @@ def test_empty_optional_has_no_element(core: aioinfer.Core) -> None:
     assert core.compile_model(model, "TEMPLATE")({})["has"].item() is False
 
 
+def _loop_model() -> onnx.ModelProto:
+    """Loop(n) carrying a sum, scanning a 2x3 int32 block per iteration, with no condition."""
+    body = helper.make_graph(
+        [helper.make_node("Identity", ["cond_in"], ["cond_out"]),
+         helper.make_node("Add", ["acc_in", "one"], ["acc_out"]),
+         helper.make_node("Cast", ["i"], ["i32"], to=TensorProto.INT32),
+         helper.make_node("Expand", ["i32", "shape"], ["block"])],
+        "body", [_vi("i", [], TensorProto.INT64), _vi("cond_in", [], TensorProto.BOOL),
+                 _vi("acc_in", [])],
+        [_vi("cond_out", [], TensorProto.BOOL), _vi("acc_out", []),
+         _vi("block", [2, 3], TensorProto.INT32)],
+        initializer=[helper.make_tensor("one", F, [], [1.0]),
+                     helper.make_tensor("shape", TensorProto.INT64, [2], [2, 3])])
+    model = _model([helper.make_node("Loop", ["n", "", "a0"], ["a", "blocks"], body=body)],
+                   [_vi("n", [], TensorProto.INT64), _vi("a0", [])],
+                   [_vi("a", []), _vi("blocks", ["N", 2, 3], TensorProto.INT32)])
+    model.ir_version = 8  # what the onnxruntime oracle reads
+    return model
+
+
+@pytest.mark.parametrize("trips", [3, 0])
+def test_loop_stacks_scan_outputs_as_onnxruntime(core: aioinfer.Core, trips: int) -> None:
+    # onnx.reference vstacks (3 blocks of 2x3 became 6x3) and fails on zero iterations
+    import onnxruntime as ort
+
+    model = _loop_model()
+    feeds = {"n": np.array(trips, np.int64), "a0": np.array(5.0, np.float32)}
+    got = core.compile_model(model, "TEMPLATE")(feeds)
+    want = ort.InferenceSession(model.SerializeToString(),
+                                providers=["CPUExecutionProvider"]).run(None, feeds)
+    for name, expected in zip(("a", "blocks"), want, strict=True):
+        assert got[name].dtype == expected.dtype and got[name].shape == expected.shape
+        np.testing.assert_array_equal(got[name], expected)
+    assert got["blocks"].shape == (trips, 2, 3)
+
+
 # -- running -----------------------------------------------------------------------------------
 def test_stages_run_on_host_and_device_executors(core: aioinfer.Core) -> None:
     compiled = core.compile_model(add_relu(), "TEMPLATE")

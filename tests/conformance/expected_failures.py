@@ -15,19 +15,6 @@ import importlib.util
 _REF = "onnx.reference bug"
 
 TEMPLATE: dict[str, str] = {
-    # Loop stacks its scan outputs with np.vstack (onnx/reference/ops/op_loop.py), which turns
-    # 0-d per-iteration values into shape (n, 1) instead of (n,); the expanded Range is such a
-    # Loop. onnx's own reference backend test excludes these cases too.
-    **{
-        f"test_range_{kind}_expanded": f"{_REF}: Loop stacks 0-d scan outputs with np.vstack "
-        "into shape (n, 1) instead of (n,)"
-        for kind in (
-            "bfloat16_type_positive_delta",
-            "float16_type_positive_delta",
-            "float_type_positive_delta",
-            "int32_type_negative_delta",
-        )
-    },
     "test_scan_sum": f"{_REF}: onnx.reference implements only Scan-9 (no batch axis, no "
     "sequence_lens input); this opset-8 model's inputs land on the wrong body inputs",
 }

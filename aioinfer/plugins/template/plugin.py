@@ -26,8 +26,8 @@ from ..base import Plugin
 from . import blob
 from .compiled_model import TemplateCompiledModel
 from .config import device_specs
+from .fixes import BUILTIN_OPS
 from .support import (
-    BUILTIN_OPS,
     first_unsupported,
     iter_nodes,
     local_functions,

@@ -17,8 +17,6 @@ from typing import Any
 import onnx
 from onnx.reference import ReferenceEvaluator
 from onnx.reference.op_run import OpRun, RuntimeContextError
-from onnx.reference.ops.op_optional import Optional as _ReferenceOptional
-from onnx.reference.ops.op_scatter_elements import ScatterElements
 
 # Each non-default domain that onnx.reference implements, with the module that loads its ops.
 _DOMAIN_LOADERS = {
@@ -32,32 +30,6 @@ _DOMAIN_LOADERS = {
 _OPTIONAL_PACKAGES = {("", "ImageDecoder"): ("PIL", "Pillow")}
 
 
-class Scatter(ScatterElements):
-    """Scatter-9/11 (deprecated), which the spec defines as ScatterElements; onnx.reference
-    has no implementation of its own for it."""
-
-    op_domain = ""
-
-
-class Optional(_ReferenceOptional):
-    """Optional-15 holding its input as is (``None`` when empty). onnx.reference's own
-    returns ``[x]``, so an optional that leaves the graph, or that OptionalGetElement
-    unwraps, comes out one list too deep, and an empty one (``[None]``) reads as present."""
-
-    op_domain = ""
-
-    def run(self, *args: Any, **kwargs: Any) -> tuple[Any, ...]:
-        if not args or args[0] is None:
-            return (None,)  # OpRun.run's result type check has no place for "empty"
-        return super().run(*args, **kwargs)
-
-    def _run(self, x: Any = None, type: Any = None) -> tuple[Any]:
-        (wrapped,) = super()._run(x, type=type)
-        return (wrapped[0],)
-
-
-#: Operations this plugin adds to, or fixes in, the reference evaluator's set.
-BUILTIN_OPS: tuple[type[OpRun], ...] = (Scatter, Optional)
 
 
 def op_key(cls: type[OpRun]) -> tuple[str, str]:
