@@ -199,6 +199,39 @@ def test_loop_stacks_scan_outputs_as_onnxruntime(core: aioinfer.Core, trips: int
     assert got["blocks"].shape == (trips, 2, 3)
 
 
+def _scan_model(steps: int) -> tuple[onnx.ModelProto, dict[str, np.ndarray]]:
+    """Scan-9+ over axis 1 of xs, backwards, stacking its outputs on the last axis reversed."""
+    body = helper.make_graph(
+        [helper.make_node("Add", ["s", "x"], ["s2"]), helper.make_node("Mul", ["s2", "x"], ["y"])],
+        "body", [_vi("s", [4]), _vi("x", [4])], [_vi("s2", [4]), _vi("y", [4])])
+    node = helper.make_node("Scan", ["init", "xs"], ["final", "ys"], body=body,
+                            num_scan_inputs=1, scan_input_axes=[1], scan_input_directions=[1],
+                            scan_output_axes=[-1], scan_output_directions=[1])
+    model = _model([node], [_vi("init", [4]), _vi("xs", [4, steps])],
+                   [_vi("final", [4]), _vi("ys", [4, steps])])
+    model.ir_version = 8
+    rng = np.random.default_rng(steps)
+    return model, {"init": rng.standard_normal(4).astype(np.float32),
+                   "xs": rng.standard_normal((4, steps)).astype(np.float32)}
+
+
+@pytest.mark.parametrize("steps", [3, 0])
+def test_scan_axes_and_directions(core: aioinfer.Core, steps: int) -> None:
+    # onnx.reference raises on scan axes or directions other than 0, and on zero steps
+    model, feeds = _scan_model(steps)
+    got = core.compile_model(model, "TEMPLATE")(feeds)
+    want = core.compile_model(model, "NUMPY")(feeds)  # checked against onnxruntime elsewhere
+    for name in ("final", "ys"):
+        assert got[name].shape == want[name].shape and got[name].dtype == want[name].dtype
+        np.testing.assert_allclose(got[name], want[name], rtol=1e-6)
+    if steps:
+        import onnxruntime as ort
+
+        ref = ort.InferenceSession(model.SerializeToString(),
+                                   providers=["CPUExecutionProvider"]).run(None, feeds)
+        np.testing.assert_allclose(got["ys"], ref[1], rtol=1e-6)
+
+
 # -- running -----------------------------------------------------------------------------------
 def test_stages_run_on_host_and_device_executors(core: aioinfer.Core) -> None:
     compiled = core.compile_model(add_relu(), "TEMPLATE")

@@ -12,12 +12,7 @@ from __future__ import annotations
 
 import importlib.util
 
-_REF = "onnx.reference bug"
-
-TEMPLATE: dict[str, str] = {
-    "test_scan_sum": f"{_REF}: onnx.reference implements only Scan-9 (no batch axis, no "
-    "sequence_lens input); this opset-8 model's inputs land on the wrong body inputs",
-}
+TEMPLATE: dict[str, str] = {}
 
 if importlib.util.find_spec("PIL") is None:
     TEMPLATE.update({

@@ -6,12 +6,16 @@ Each is an ``OpRun`` subclass with the op's own name and domain, so ``ReferenceE
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
 import numpy as np
+import onnx
+from onnx import helper
 from onnx.reference.op_run import OpRun
 from onnx.reference.ops.op_loop import Loop as _ReferenceLoop
 from onnx.reference.ops.op_optional import Optional as _ReferenceOptional
+from onnx.reference.ops.op_scan import Scan as _ReferenceScan
 from onnx.reference.ops.op_scatter_elements import ScatterElements
 
 from ...model import port_of
@@ -59,9 +63,9 @@ class Loop(_ReferenceLoop):
              attributes: Any = None, bindings: Any = None) -> tuple[Any, ...]:
         body = self.body
         names = body.input_names
-        inputs: dict[str, Any] = dict.fromkeys(names)
+        inputs: dict[str, Any] = dict(context or {})  # the body's own inputs shadow these
+        inputs.update(dict.fromkeys(names))
         inputs.update(zip(names[len(names) - len(args):], args, strict=True))
-        inputs.update(context or {})
         index = {name: i for i, name in enumerate(body.output_names)}
         scans: list[list[Any]] = [[] for _ in range(self.K)]
         carried = [inputs[name] for name in names[2:]]
@@ -83,11 +87,101 @@ class Loop(_ReferenceLoop):
         return self._check_and_fix_outputs((*carried, *stacked))
 
     def _empty_scan(self, k: int) -> np.ndarray:
-        graph = next(a.g for a in self.onnx_node.attribute if a.name == "body")
-        port = port_of(graph.output[1 + self.N + k], 1 + self.N + k)
-        dims = [d if isinstance(d, int) else 0 for d in port.shape or ()]
-        return np.zeros((0, *dims), dtype=port.element_type or np.float32)
+        return _empty_output(self.onnx_node, 1 + self.N + k)
+
+
+class Scan(_ReferenceScan):
+    """Scan with what onnx.reference leaves out: opset 8's batch axis and ``sequence_lens``
+    (the reference reads an opset-8 model's inputs as Scan-9's), scan axes and reverse
+    directions other than 0 (it raises), and zero-length scans (it raises)."""
+
+    op_domain = ""
+    body: Any  # set by OpRun from the graph attribute (a ReferenceEvaluator)
+    _run_body: Any  # OpRun's (untyped, dynamically bound) subgraph runner
+
+    def __init__(self, onnx_node: onnx.NodeProto, run_params: dict[str, Any]) -> None:
+        OpRun.__init__(self, onnx_node, run_params)  # not the reference's "axis 0 only" checks
+        self.input_names = self.body.input_names
+        self.output_names = self.body.output_names
+        self.opset = int(run_params["opsets"].get("", 0))
+
+    def _attr(self, name: str, default: Any) -> Any:
+        for a in self.onnx_node.attribute:
+            if a.name == name:
+                return helper.get_attribute_value(a)
+        return default
+
+    def _run(self, *args: Any, context: Any = None, attributes: Any = None,
+             bindings: Any = None, **_: Any) -> tuple[Any, ...]:
+        n_in = int(self._attr("num_scan_inputs", 0))
+        run = functools.partial(self._scan, context=context, attributes=attributes,
+                                bindings=bindings)
+        if self.opset >= 9:
+            n_out = len(self.output_names) - (len(args) - n_in)
+            return self._check_and_fix_outputs(run(
+                list(args[:len(args) - n_in]), list(args[len(args) - n_in:]),
+                list(self._attr("scan_input_axes", [0] * n_in)),
+                list(self._attr("scan_input_directions", [0] * n_in)),
+                list(self._attr("scan_output_axes", [0] * n_out)),
+                list(self._attr("scan_output_directions", [0] * n_out))))
+        lens, own = args[0], args[1:]  # opset 8: axis 0 is a batch axis, axis 1 the scan's
+        n_state = len(own) - n_in
+        states, scans = own[:n_state], own[n_state:]
+        dirs = list(self._attr("directions", [0] * n_in))
+        n_out = len(self.output_names) - n_state
+        steps = scans[0].shape[1]
+        per = [run([s[b] for s in states],
+                   [x[b, : steps if lens is None else int(lens[b])] for x in scans],
+                   [0] * n_in, dirs, [0] * n_out, [0] * n_out)
+               for b in range((states or scans)[0].shape[0])]
+        return self._check_and_fix_outputs(tuple(
+            np.stack([r[k] if k < n_state else _pad_to(r[k], steps) for r in per])
+            for k in range(len(self.output_names))))
+
+    def _scan(self, states: list, scans: list, in_axes: list[int], in_dirs: list[int],
+              out_axes: list[int], out_dirs: list[int], *, context: Any, attributes: Any,
+              bindings: Any) -> tuple[Any, ...]:
+        n_state = len(states)
+        steps = scans[0].shape[in_axes[0]] if scans else 0
+        acc: list[list[Any]] = [[] for _ in self.output_names[n_state:]]
+        for t in range(steps):
+            feeds: dict[str, Any] = dict(context or {})  # the body's own inputs shadow these
+            feeds.update(zip(self.input_names[:n_state], states, strict=True))
+            feeds.update(
+                (name, np.take(x, steps - 1 - t if d else t, axis=a))
+                for name, x, a, d in zip(self.input_names[n_state:], scans, in_axes, in_dirs,
+                                         strict=True))
+            outs = self._run_body(feeds, attributes=attributes, bindings=bindings)
+            states = list(outs[:n_state])
+            for values, value in zip(acc, outs[n_state:], strict=True):
+                values.append(value)
+        stacked = []
+        for k, (values, axis, direction) in enumerate(zip(acc, out_axes, out_dirs,
+                                                            strict=True)):
+            if not values:
+                stacked.append(_empty_output(self.onnx_node, n_state + k, axis))
+                continue
+            ordered = values[::-1] if direction else values
+            stacked.append(np.stack(ordered, axis=axis % (values[0].ndim + 1)))
+        return (*states, *stacked)
+
+
+def _empty_output(node: onnx.NodeProto, index: int, axis: int = 0) -> np.ndarray:
+    """What zero iterations stack body output ``index`` of ``node`` to: its declared element
+    type and dims (0 where not static) with a 0-long axis inserted at ``axis``."""
+    graph = next(a.g for a in node.attribute if a.name == "body")
+    port = port_of(graph.output[index], index)
+    dims = [d if isinstance(d, int) else 0 for d in port.shape or ()]
+    dims.insert(axis % (len(dims) + 1), 0)
+    return np.zeros(dims, dtype=port.element_type or np.float32)
+
+
+def _pad_to(x: np.ndarray, steps: int) -> np.ndarray:
+    """Zero-fill an opset-8 scan output of a batch entry shorter than the longest one."""
+    if x.shape[0] == steps:
+        return x
+    return np.concatenate([x, np.zeros((steps - x.shape[0], *x.shape[1:]), dtype=x.dtype)])
 
 
 #: Operations this plugin adds to, or fixes in, the reference evaluator's set.
-BUILTIN_OPS: tuple[type[OpRun], ...] = (Scatter, Optional, Loop)
+BUILTIN_OPS: tuple[type[OpRun], ...] = (Scatter, Optional, Loop, Scan)
