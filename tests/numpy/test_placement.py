@@ -88,3 +88,41 @@ def test_a_latency_plan_cut_over_the_pool_still_computes_right() -> None:
         np.testing.assert_array_equal(out, 256.0)
 
     _run_on_thread(body)
+
+
+@pytest.mark.parametrize("enabled", [True, False])
+def test_enable_cpu_pinning_property(monkeypatch: pytest.MonkeyPatch, enabled: bool) -> None:
+    """A LATENCY conv plan pins its runs unless ENABLE_CPU_PINNING is off; the caller's own
+    mask is the same after every run."""
+    import onnx
+    from onnx import helper
+
+    import aioinfer
+    import aioinfer.plugins.numpy.plugin as plugin
+
+    keys: list[int] = []
+    real = plugin.pinned_run
+
+    def spy(key: int):
+        keys.append(key)
+        return real(key)
+
+    monkeypatch.setattr(plugin, "pinned_run", spy)
+    x = np.random.default_rng(0).standard_normal((1, 64, 56, 56)).astype(np.float32)
+    w = np.random.default_rng(1).standard_normal((64, 64, 3, 3)).astype(np.float32)
+    graph = helper.make_graph(
+        [helper.make_node("Conv", ["x", "w"], ["y"], pads=[1, 1, 1, 1])], "g",
+        [helper.make_tensor_value_info("x", onnx.TensorProto.FLOAT, x.shape)],
+        [helper.make_tensor_value_info("y", onnx.TensorProto.FLOAT, [1, 64, 56, 56])],
+        initializer=[onnx.numpy_helper.from_array(w, "w")])
+    model = helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+    compiled = aioinfer.Core().compile_model(
+        model, "NUMPY", {"PERFORMANCE_HINT": "LATENCY", "INFERENCE_NUM_THREADS": 2,
+                         "ENABLE_CPU_PINNING": enabled})
+    assert compiled.get_property("ENABLE_CPU_PINNING") is enabled
+    request = compiled.create_infer_request()
+    mask = os.sched_getaffinity(0)
+    for _ in range(3):
+        request.infer({"x": x})
+        assert os.sched_getaffinity(0) == mask
+    assert keys and all(k == (2 if enabled else 0) for k in keys)

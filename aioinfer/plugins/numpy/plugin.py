@@ -44,6 +44,9 @@ def _specs(device: str) -> list[Property]:
         Property(P.PERFORMANCE_HINT_NUM_REQUESTS, "requests the app keeps in flight (0 = any)",
                  validate=P.non_negative_int, default=0),
         Property(P.PERF_COUNT, "collect per-node profiling", validate=P.boolean, default=False),
+        Property(P.ENABLE_CPU_PINNING, "hold a lone run's thread and its intra-op helpers on "
+                 "different cores for the run (Linux; kernels/placement.py)",
+                 validate=P.boolean, default=True),
         Property(P.OPTIMIZATION_CAPABILITIES, "what the device can do", mutable=False,
                  default=["FP32"]),
     ]
@@ -161,7 +164,8 @@ class NumpyInferRequest(SyncInferRequest):
         stream_started(self.compiled.blas_threads_ok)  # see kernels/blas_mode.py
         try:
             # only a lone run is held on its core: concurrent callers must stay free to spread
-            with pinned_run(self.compiled.pinned_pool if lone_stream() else 0):
+            pin = lone_stream() and self.compiled.get_property(P.ENABLE_CPU_PINNING)
+            with pinned_run(self.compiled.pinned_pool if pin else 0):
                 self.outputs = self._run(self.compiled.plan)
         finally:
             stream_finished()
