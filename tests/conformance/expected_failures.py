@@ -14,21 +14,18 @@ import importlib.util
 
 TEMPLATE: dict[str, str] = {}
 
-if importlib.util.find_spec("PIL") is None:
-    TEMPLATE.update({
-        f"test_image_decoder_decode_{fmt}": "ImageDecoder: onnx.reference decodes with Pillow, "
-        "which is not installed (TEMPLATE reports the node unsupported)"
-        for fmt in ("bmp_rgb", "jpeg2k_rgb", "jpeg_bgr", "jpeg_grayscale", "jpeg_rgb",
-                    "png_rgb", "pnm_rgb", "tiff_rgb", "webp_rgb")
-    })
+_IMAGE_CASES = [f"test_image_decoder_decode_{fmt}" for fmt in (
+    "bmp_rgb", "jpeg2k_rgb", "jpeg_bgr", "jpeg_grayscale", "jpeg_rgb", "png_rgb", "pnm_rgb",
+    "tiff_rgb", "webp_rgb")]
 
-# ImageDecoder needs JPEG/PNG/TIFF/WebP/JPEG2000 codecs; NUMPY's runtime dependencies are
-# numpy, onnx, networkx and anyio only, and none of them decodes images.
-NUMPY: dict[str, str] = {
-    f"test_image_decoder_decode_{fmt}": "ImageDecoder: no image codec among NUMPY's "
-    "dependencies (numpy, onnx, networkx, anyio); decoding JPEG/PNG/TIFF/WebP needs Pillow"
-    for fmt in ("bmp_rgb", "jpeg2k_rgb", "jpeg_bgr", "jpeg_grayscale", "jpeg_rgb",
-                "png_rgb", "pnm_rgb", "tiff_rgb", "webp_rgb")
-}
+NUMPY: dict[str, str] = {}
+
+# ImageDecoder needs JPEG/PNG/TIFF/WebP/JPEG2000 codecs: both devices decode with Pillow, an
+# optional dependency (the `image` and `test` extras); without it the node is unsupported.
+if importlib.util.find_spec("PIL") is None:
+    for _device in (TEMPLATE, NUMPY):
+        _device.update(dict.fromkeys(
+            _IMAGE_CASES, "ImageDecoder: decodes with Pillow, which is not installed (the "
+            "device reports the node unsupported)"))
 
 EXPECTED_FAILURES: dict[str, dict[str, str]] = {"TEMPLATE": TEMPLATE, "NUMPY": NUMPY}

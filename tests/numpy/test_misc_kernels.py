@@ -165,3 +165,28 @@ def test_scaler_normalizer_imputer_one_hot_match_onnxruntime():
     words = np.array([["a", "z"], ["c", "b"]], dtype=object)
     assert_matches_ort(_ml("OneHotEncoder", {"x": words}, cats_strings=["a", "b", "c"]),
                        {"x": words})
+
+
+@pytest.mark.parametrize("pixel_format", ["RGB", "BGR", "Grayscale"])
+def test_image_decoder_converts_rgba_and_palette_pngs(pixel_format):
+    """Beyond the node cases (all RGB images): an RGBA and a palette PNG decode to 3 channels
+    (1 for Grayscale), as the spec's output shapes say, the same pixels Pillow gives."""
+    image = pytest.importorskip("PIL.Image")
+    import io
+
+    rng = np.random.default_rng(7)
+    rgba = image.fromarray(rng.integers(0, 256, (5, 7, 4), dtype=np.uint8), "RGBA")
+    for picture in (rgba, rgba.convert("P")):
+        buffer = io.BytesIO()
+        picture.save(buffer, format="PNG")
+        encoded = np.frombuffer(buffer.getvalue(), dtype=np.uint8)
+        model = make_model([_node("ImageDecoder", ["x"], ["y"], pixel_format=pixel_format)],
+                           {"x": encoded}, ["y"], opset=20)
+        (got,) = run_ours(model, {"x": encoded})
+        opaque = picture.convert("RGBA")
+        if pixel_format == "Grayscale":
+            want = np.asarray(opaque.convert("L"))[:, :, None]
+        else:
+            want = np.asarray(opaque.convert("RGB"))[:, :, ::-1 if pixel_format == "BGR" else 1]
+        assert got.dtype == np.uint8 and got.shape == want.shape
+        np.testing.assert_array_equal(got, want)
