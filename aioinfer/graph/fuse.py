@@ -1,10 +1,11 @@
 """Fuse Conv / Gemm / MatMul with what follows them into one ``aioinfer`` domain node.
 
 ``Conv -> [Add bias] -> [Add/Sum residual] -> [activation]`` becomes ``FusedConv(x, W, B, Z)``,
-``Gemm -> [activation]`` becomes ``FusedGemm`` and ``MatMul -> [Add bias] -> [activation]``
-becomes ``FusedMatMul(A, B, bias)``: the epilogue runs in place on the product, so the chain
-costs one output buffer instead of one per op. Every absorbed value must be read only by the
-next link of the chain and must not be a graph output.
+``Gemm -> [activation]`` becomes ``FusedGemm`` and ``MatMul -> [Add bias] -> [Add residual] ->
+[activation]`` becomes ``FusedMatMul(A, B, bias, Z)`` (a transformer's residual adds): the
+epilogue runs in place on the product, so the chain costs one output buffer instead of one per
+op. Every absorbed value must be read only by the next link of the chain and must not be a
+graph output.
 """
 
 from __future__ import annotations
@@ -136,7 +137,7 @@ def _fuse_one(ir: GraphIR, uses, node: onnx.NodeProto) -> onnx.NodeProto | None:
             chain.take(nxt)
             nxt = chain.next()
     residual = None
-    if nxt is not None and node.op_type == "Conv":
+    if nxt is not None and node.op_type in ("Conv", "MatMul"):
         residual = _residual(ir, nxt, chain.tail)
         if residual is not None:
             chain.take(nxt)
@@ -149,7 +150,7 @@ def _fuse_one(ir: GraphIR, uses, node: onnx.NodeProto) -> onnx.NodeProto | None:
     # a lone product is still rewritten: its fused kernel splits the GEMM over the threads
     if bias is not None:
         inputs = _merge_bias(ir, node, inputs, bias)
-    if node.op_type == "Conv":
+    if residual is not None or node.op_type == "Conv":
         inputs = (inputs + [""] * 3)[:3] + [residual or ""]
     attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
     attrs.update(extra)

@@ -92,6 +92,19 @@ def test_matmul_bias_gelu_chain_keeps_unfusable_tail() -> None:
     assert ops(p) == ["FusedMatMul", "Tanh"]
 
 
+@pytest.mark.parametrize("residual_shape", [(2, 3, 4), (3, 4)])
+def test_matmul_bias_residual_relu_becomes_one_fused_matmul(residual_shape) -> None:
+    # a transformer's projection + residual; a residual that broadcasts is added too
+    x, r = rand(2, 3, 8), rand(*residual_shape)
+    nodes = [helper.make_node("MatMul", ["x", "w"], ["m"]),
+             helper.make_node("Add", ["m", "b"], ["a"]),
+             helper.make_node("Add", ["r", "a"], ["s"]),
+             helper.make_node("Relu", ["s"], ["y"])]
+    m = model(nodes, {"x": x, "r": r}, ["y"], {"w": rand(8, 4), "b": rand(4)})
+    p = check(m, {"x": x, "r": r})
+    assert ops(p) == ["FusedMatMul"]
+
+
 def test_identity_dropout_and_double_transpose_disappear() -> None:
     x = rand(2, 3, 4)
     nodes = [

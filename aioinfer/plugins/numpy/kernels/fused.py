@@ -153,10 +153,12 @@ def fused_gemm(a, b, c=None, *, alpha=1.0, beta=1.0, transA=0, transB=0, broadca
 
 
 @register("FusedMatMul", since=1, domain=FUSED_DOMAIN)
-def fused_matmul(a, b, bias=None, *, activation="", activation_alpha=0.01, clip_min=-np.inf,
-                 clip_max=np.inf):
-    """MatMul(a, b) [+ bias] [-> activation]."""
+def fused_matmul(a, b, bias=None, z=None, *, activation="", activation_alpha=0.01,
+                 clip_min=-np.inf, clip_max=np.inf):
+    """MatMul(a, b) [+ bias] [+ z] [-> activation]."""
     y = matmul(a, b)
     if bias is not None:
         y = _add_into(y, bias)
+    if z is not None:
+        y = _add_into(y, z)
     return activate(y, activation, activation_alpha, clip_min, clip_max)
