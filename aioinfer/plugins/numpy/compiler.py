@@ -213,8 +213,7 @@ class _Compiler:
             output_names=[o.name for o in graph.output],
             captured=list(captured),
             device=self.device,
-            output_types=[(p.element_type, p.shape) for p in
-                          (port_of(o, i) for i, o in enumerate(graph.output))],
+            output_ports=[port_of(o, i) for i, o in enumerate(graph.output)],
         )
 
     def _evaluate(

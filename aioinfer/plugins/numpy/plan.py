@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from ...errors import InferenceError, RequestCancelledError
-from ...model import Dim
+from ...model import Port
 from ...runtime.pipeline import current_run
 
 
@@ -49,10 +49,8 @@ class Plan:
     output_names: list[str] = field(default_factory=list)
     captured: list[str] = field(default_factory=list)
     device: str = "NUMPY"
-    #: per graph output, its declared element type and dims (as ``model.Port`` has them):
-    #: what a Loop or Scan body's zero iterations stack to
-    output_types: list[tuple[np.dtype | None, tuple[Dim, ...] | None]] = field(
-        default_factory=list)
+    #: the graph outputs as declared: what a Loop or Scan body's zero iterations stack to
+    output_ports: list[Port] = field(default_factory=list)
 
     def __post_init__(self) -> None:
         # One spare slot past the end stays None: absent optional inputs read it.

@@ -164,8 +164,9 @@ class NumpyInferRequest(SyncInferRequest):
         stream_started(self.compiled.blas_threads_ok)  # see kernels/blas_mode.py
         try:
             # only a lone run is held on its core: concurrent callers must stay free to spread
-            pin = lone_stream() and self.compiled.get_property(P.ENABLE_CPU_PINNING)
-            with pinned_run(self.compiled.pinned_pool if pin else 0):
+            pool = self.compiled.pinned_pool
+            pin = pool and lone_stream() and self.compiled.get_property(P.ENABLE_CPU_PINNING)
+            with pinned_run(pool if pin else 0):
                 self.outputs = self._run(self.compiled.plan)
         finally:
             stream_finished()

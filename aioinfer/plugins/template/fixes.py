@@ -11,14 +11,15 @@ from typing import Any
 
 import numpy as np
 import onnx
-from onnx import helper
 from onnx.reference.op_run import OpRun
 from onnx.reference.ops.op_loop import Loop as _ReferenceLoop
 from onnx.reference.ops.op_optional import Optional as _ReferenceOptional
 from onnx.reference.ops.op_scan import Scan as _ReferenceScan
 from onnx.reference.ops.op_scatter_elements import ScatterElements
 
+from ...graph.ir import attr
 from ...model import port_of
+from ..scans import empty_stack, pad_steps
 
 
 class Scatter(ScatterElements):
@@ -105,29 +106,23 @@ class Scan(_ReferenceScan):
         self.output_names = self.body.output_names
         self.opset = int(run_params["opsets"].get("", 0))
 
-    def _attr(self, name: str, default: Any) -> Any:
-        for a in self.onnx_node.attribute:
-            if a.name == name:
-                return helper.get_attribute_value(a)
-        return default
-
     def _run(self, *args: Any, context: Any = None, attributes: Any = None,
              bindings: Any = None, **_: Any) -> tuple[Any, ...]:
-        n_in = int(self._attr("num_scan_inputs", 0))
+        n_in = int(attr(self.onnx_node, "num_scan_inputs", 0))
         run = functools.partial(self._scan, context=context, attributes=attributes,
                                 bindings=bindings)
         if self.opset >= 9:
             n_out = len(self.output_names) - (len(args) - n_in)
             return self._check_and_fix_outputs(run(
                 list(args[:len(args) - n_in]), list(args[len(args) - n_in:]),
-                list(self._attr("scan_input_axes", [0] * n_in)),
-                list(self._attr("scan_input_directions", [0] * n_in)),
-                list(self._attr("scan_output_axes", [0] * n_out)),
-                list(self._attr("scan_output_directions", [0] * n_out))))
+                list(attr(self.onnx_node, "scan_input_axes", [0] * n_in)),
+                list(attr(self.onnx_node, "scan_input_directions", [0] * n_in)),
+                list(attr(self.onnx_node, "scan_output_axes", [0] * n_out)),
+                list(attr(self.onnx_node, "scan_output_directions", [0] * n_out))))
         lens, own = args[0], args[1:]  # opset 8: axis 0 is a batch axis, axis 1 the scan's
         n_state = len(own) - n_in
         states, scans = own[:n_state], own[n_state:]
-        dirs = list(self._attr("directions", [0] * n_in))
+        dirs = list(attr(self.onnx_node, "directions", [0] * n_in))
         n_out = len(self.output_names) - n_state
         steps = scans[0].shape[1]
         per = [run([s[b] for s in states],
@@ -135,7 +130,7 @@ class Scan(_ReferenceScan):
                    [0] * n_in, dirs, [0] * n_out, [0] * n_out)
                for b in range((states or scans)[0].shape[0])]
         return self._check_and_fix_outputs(tuple(
-            np.stack([r[k] if k < n_state else _pad_to(r[k], steps) for r in per])
+            np.stack([r[k] if k < n_state else pad_steps(r[k], steps) for r in per])
             for k in range(len(self.output_names))))
 
     def _scan(self, states: list, scans: list, in_axes: list[int], in_dirs: list[int],
@@ -167,20 +162,9 @@ class Scan(_ReferenceScan):
 
 
 def _empty_output(node: onnx.NodeProto, index: int, axis: int = 0) -> np.ndarray:
-    """What zero iterations stack body output ``index`` of ``node`` to: its declared element
-    type and dims (0 where not static) with a 0-long axis inserted at ``axis``."""
+    """What zero iterations stack body output ``index`` of ``node`` to."""
     graph = next(a.g for a in node.attribute if a.name == "body")
-    port = port_of(graph.output[index], index)
-    dims = [d if isinstance(d, int) else 0 for d in port.shape or ()]
-    dims.insert(axis % (len(dims) + 1), 0)
-    return np.zeros(dims, dtype=port.element_type or np.float32)
-
-
-def _pad_to(x: np.ndarray, steps: int) -> np.ndarray:
-    """Zero-fill an opset-8 scan output of a batch entry shorter than the longest one."""
-    if x.shape[0] == steps:
-        return x
-    return np.concatenate([x, np.zeros((steps - x.shape[0], *x.shape[1:]), dtype=x.dtype)])
+    return empty_stack(port_of(graph.output[index], index), axis)
 
 
 #: Operations this plugin adds to, or fixes in, the reference evaluator's set.

@@ -10,6 +10,7 @@ from typing import Any
 
 import numpy as np
 
+from ...scans import empty_stack, pad_steps
 from ..plan import Plan
 from ..registry import register
 
@@ -26,12 +27,10 @@ def if_(cond, *captured, then_branch, else_branch):
 
 
 def _empty(body: Plan, index: int, axis: int = 0) -> np.ndarray:
-    """What zero iterations stack body output ``index`` to: its declared element type, and
-    its declared dims (0 where not static) with a 0-long axis inserted at ``axis``."""
-    dtype, dims = body.output_types[index] if index < len(body.output_types) else (None, None)
-    shape = [d if isinstance(d, int) else 0 for d in dims or ()]
-    shape.insert(axis % (len(shape) + 1), 0)
-    return np.zeros(shape, dtype=dtype or np.float32)
+    """What zero iterations stack body output ``index`` to."""
+    if index < len(body.output_ports):
+        return empty_stack(body.output_ports[index], axis)
+    return np.zeros((0,), dtype=np.float32)
 
 
 def _stack(slices: list[Any]) -> Any:
@@ -110,16 +109,9 @@ def scan_8(sequence_lens, *args, body, num_scan_inputs, directions=None):
         results.append(per)
     steps = scans[0].shape[1] if scans else 0
     return tuple(
-        np.stack([r[k] if k < n_state else _pad_time(r[k], steps) for r in results])
+        np.stack([r[k] if k < n_state else pad_steps(r[k], steps) for r in results])
         for k in range(n_out)
     )
-
-
-def _pad_time(x: np.ndarray, steps: int) -> np.ndarray:
-    """Zero-fill a scan output of a batch entry shorter than the longest one."""
-    if x.shape[0] == steps:
-        return x
-    return np.concatenate([x, np.zeros((steps - x.shape[0], *x.shape[1:]), dtype=x.dtype)])
 
 
 @register("Scan", since=9)
