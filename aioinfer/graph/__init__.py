@@ -1,13 +1,17 @@
-"""Passes over the ONNX graph before it is compiled: folding, clean-up and fusion.
+"""Device-neutral ONNX graph utilities: reading nodes and subgraphs (:mod:`.ir`), value types
+(:mod:`.value_types`), input-shape specialisation (:mod:`.specialize`).
 
-Each pass is a small module with one job; :func:`optimize` runs them in order over a
-:class:`~aioinfer.graph.ir.GraphIR` (a list of nodes plus the constant values known at compile
-time). Fused nodes live in the private ``aioinfer`` domain (:data:`FUSED_DOMAIN`).
+Nothing here imports a plugin; a device's own graph passes live with its plugin (NUMPY's in
+:mod:`aioinfer.plugins.numpy.passes`).
 """
 
 from __future__ import annotations
 
-from .ir import FUSED_DOMAIN, Evaluator, GraphIR
-from .pipeline import optimize
+from .ir import attr, captured_names, graph_free_names, has_subgraph, node_reads, subgraphs
+from .specialize import has_dynamic_inputs, with_input_shapes
+from .value_types import ValueTypes, tensor_type
 
-__all__ = ["FUSED_DOMAIN", "Evaluator", "GraphIR", "optimize"]
+__all__ = [
+    "ValueTypes", "attr", "captured_names", "graph_free_names", "has_subgraph",
+    "has_dynamic_inputs", "node_reads", "subgraphs", "tensor_type", "with_input_shapes",
+]

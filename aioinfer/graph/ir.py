@@ -1,94 +1,16 @@
-"""The graph IR the passes rewrite: nodes in topological order plus compile-time constants.
+"""Reading ONNX nodes and graphs, for any device: attributes, subgraphs, free names.
 
-Nodes stay ``onnx.NodeProto`` (copied from the model, so the model itself is never mutated),
-each with the opset versions it compiles with (inlined function bodies bring their own).
-Constants are NumPy arrays by value name: initializers and everything folded from them.
+A node with a ``GRAPH``/``GRAPHS`` attribute (If, Loop, Scan) carries subgraphs that may read
+values of the enclosing scope by name; :func:`graph_free_names` lists what a graph reads but
+does not define, and :func:`node_reads` what a node reads, its bodies' captures included.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable, Mapping, Sequence
-from dataclasses import dataclass, field
 from typing import Any
 
-import numpy as np
 import onnx
 from onnx import helper
-
-FUSED_DOMAIN = "aioinfer"
-
-#: Runs one node on constant inputs: ``(node, opsets, inputs) -> outputs``, or ``None`` when
-#: the node must not run at compile time (random ops, subgraphs, unknown ops).
-Evaluator = Callable[[onnx.NodeProto, Mapping[str, int], Sequence[Any]], "list[Any] | None"]
-
-
-@dataclass
-class GraphIR:
-    """A graph being optimised; ``keep`` names values that must survive (graph outputs)."""
-
-    nodes: list[onnx.NodeProto]
-    opsets: list[Mapping[str, int]]
-    constants: dict[str, Any]
-    keep: set[str] = field(default_factory=set)
-
-    @classmethod
-    def build(
-        cls, nodes: Iterable[tuple[onnx.NodeProto, Mapping[str, int]]],
-        constants: dict[str, Any], keep: Iterable[str],
-    ) -> GraphIR:
-        copied, opsets = [], []
-        for node, node_opsets in nodes:
-            mine = onnx.NodeProto()
-            mine.CopyFrom(node)
-            copied.append(mine)
-            opsets.append(node_opsets)
-        return cls(copied, opsets, dict(constants), set(keep))
-
-    def pairs(self) -> list[tuple[onnx.NodeProto, Mapping[str, int]]]:
-        return list(zip(self.nodes, self.opsets, strict=True))
-
-    def consumers(self) -> dict[str, list[onnx.NodeProto]]:
-        """Value name -> the nodes reading it (a node reading twice appears twice)."""
-        uses: dict[str, list[onnx.NodeProto]] = {}
-        for node in self.nodes:
-            for name in node.input:
-                if name:
-                    uses.setdefault(name, []).append(node)
-            for attr in node.attribute:
-                if attr.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS):
-                    for name in _subgraph_reads(attr):
-                        uses.setdefault(name, []).append(node)
-        return uses
-
-    def producers(self) -> dict[str, onnx.NodeProto]:
-        return {o: n for n in self.nodes for o in n.output if o}
-
-    def remove(self, doomed: Iterable[onnx.NodeProto]) -> None:
-        ids = {id(n) for n in doomed}
-        kept = [(n, o) for n, o in zip(self.nodes, self.opsets, strict=True) if id(n) not in ids]
-        self.nodes = [n for n, _ in kept]
-        self.opsets = [o for _, o in kept]
-
-    def rename_uses(self, old: str, new: str) -> None:
-        """Every node input ``old`` reads ``new`` instead (subgraph captures excluded)."""
-        for node in self.nodes:
-            for i, name in enumerate(node.input):
-                if name == old:
-                    node.input[i] = new
-
-    def is_const(self, name: str) -> bool:
-        return name in self.constants
-
-    def opset_of(self, node: onnx.NodeProto) -> int:
-        index = next(i for i, n in enumerate(self.nodes) if n is node)
-        return self.opsets[index].get(node.domain or "", 0)
-
-
-def _subgraph_reads(attr: onnx.AttributeProto) -> list[str]:
-    from ..plugins.numpy.compiler import graph_free_names
-
-    graphs = [attr.g] if attr.type == onnx.AttributeProto.GRAPH else list(attr.graphs)
-    return [name for g in graphs for name in graph_free_names(g)]
 
 
 def attr(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
@@ -99,18 +21,50 @@ def attr(node: onnx.NodeProto, name: str, default: Any = None) -> Any:
     return default
 
 
+def subgraphs(attribute: onnx.AttributeProto) -> list[onnx.GraphProto]:
+    """The graphs an attribute holds (none unless it is ``GRAPH`` or ``GRAPHS``)."""
+    if attribute.type == onnx.AttributeProto.GRAPH:
+        return [attribute.g]
+    if attribute.type == onnx.AttributeProto.GRAPHS:
+        return list(attribute.graphs)
+    return []
+
+
 def has_subgraph(node: onnx.NodeProto) -> bool:
     return any(a.type in (onnx.AttributeProto.GRAPH, onnx.AttributeProto.GRAPHS)
                for a in node.attribute)
 
 
-def single_use(ir: GraphIR, uses: Mapping[str, list[onnx.NodeProto]], name: str) -> bool:
-    """``name`` feeds exactly one node input and is not a graph output."""
-    return name not in ir.keep and len(uses.get(name, ())) == 1
+def graph_free_names(graph: onnx.GraphProto) -> list[str]:
+    """Names a graph reads but does not define itself (its outer-scope references)."""
+    defined = {i.name for i in graph.input} | {t.name for t in graph.initializer}
+    defined |= {t.values.name for t in graph.sparse_initializer}
+    free: dict[str, None] = {}
+    for node in graph.node:
+        for name in node_reads(node):
+            if name and name not in defined:
+                free[name] = None
+        defined.update(o for o in node.output if o)
+    for out in graph.output:
+        if out.name not in defined:
+            free[out.name] = None
+    return list(free)
 
 
-def as_float(value: Any) -> np.ndarray | None:
-    """``value`` as a floating array, or ``None`` when it is not one."""
-    if isinstance(value, np.ndarray) and value.dtype.kind == "f":
-        return value
-    return None
+def captured_names(node: onnx.NodeProto) -> list[str]:
+    """The outer-scope names the subgraphs of ``node`` read, each once, in order."""
+    names: dict[str, None] = {}
+    for attribute in node.attribute:
+        for sub in subgraphs(attribute):
+            names.update(dict.fromkeys(graph_free_names(sub)))
+    return list(names)
+
+
+def node_reads(node: onnx.NodeProto) -> list[str]:
+    """The value names ``node`` reads: its inputs (``""`` for an absent one kept), then the
+    free names of its subgraphs (with repeats)."""
+    reads = list(node.input)
+    for attribute in node.attribute:
+        for sub in subgraphs(attribute):
+            reads.extend(graph_free_names(sub))
+    return reads

@@ -16,7 +16,8 @@ from onnx import helper
 import aioinfer
 from aioinfer.plugins.numpy.kernels import parallel
 from aioinfer.plugins.numpy.threads import blas_threads, cores, per_stream
-from tests.graph._util import model, plan
+
+from .passes._util import model, plan
 
 
 def _chain_model():

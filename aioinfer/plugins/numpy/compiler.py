@@ -19,12 +19,13 @@ import onnx
 from onnx import numpy_helper
 
 from ...errors import InferenceError, UnsupportedOperationError
-from ...graph import optimize as optimize_graph
+from ...graph.ir import captured_names, subgraphs
+from ...graph.value_types import ValueTypes
 from ...model import port_of
 from .functions import FunctionExpander, TypeOf
+from .passes import optimize as optimize_graph
 from .plan import Plan, Step
 from .registry import KernelSpec, lookup
-from .value_types import ValueTypes
 
 _MAX_CALL_DEPTH = 64
 _STATIC_SHAPE_OPS = {"Shape", "Size"}  # foldable when their input's shape is static
@@ -44,51 +45,14 @@ def compile_graph(
 
     ``functions`` are the model's local functions (``model.functions``); calls to them are
     inlined, as are ops without a kernel whose ONNX schema defines a function body.
-    ``optimize`` runs the graph passes of :mod:`aioinfer.graph` (folding, fusion) on the
-    top-level graph first (it needs ``fold_constants``).
+    ``optimize`` runs NUMPY's graph passes (:mod:`aioinfer.plugins.numpy.passes`: folding,
+    fusion) on the top-level graph first (it needs ``fold_constants``).
     """
     functions = list(functions)
     compiler = _Compiler(opsets, device, fold_constants, FunctionExpander(functions))
     compiler.optimize = optimize and fold_constants
     types = ValueTypes(graph, compiler.opsets, functions)
     return compiler.compile(graph, list(captured), compiler.opsets, types, top=True)
-
-
-def with_input_shapes(
-    graph: onnx.GraphProto, shapes: Mapping[str, tuple[int, ...]]
-) -> onnx.GraphProto:
-    """A copy of ``graph`` whose inputs named in ``shapes`` have those static shapes.
-
-    ``value_info`` and the outputs' shapes are dropped (they hold the symbolic shapes, which
-    would win over inferred ones): shape inference then derives static ones from the inputs.
-    """
-    out = onnx.GraphProto()
-    out.CopyFrom(graph)
-    del out.value_info[:]
-    for info in out.output:
-        if info.type.HasField("tensor_type"):
-            info.type.tensor_type.ClearField("shape")
-    for info in out.input:
-        if info.name in shapes and info.type.HasField("tensor_type"):
-            dims = info.type.tensor_type.shape
-            del dims.dim[:]
-            for d in shapes[info.name]:
-                dims.dim.add().dim_value = int(d)
-    return out
-
-
-def has_dynamic_inputs(graph: onnx.GraphProto) -> bool:
-    """Whether some graph input (not an initializer) lacks a static shape."""
-    inits = {t.name for t in graph.initializer}
-    for info in graph.input:
-        if info.name in inits or not info.type.HasField("tensor_type"):
-            continue
-        tensor = info.type.tensor_type
-        if not tensor.HasField("shape") or not all(
-            d.HasField("dim_value") for d in tensor.shape.dim
-        ):
-            return True
-    return False
 
 
 def sparse_to_dense(sparse: onnx.SparseTensorProto) -> np.ndarray:
@@ -101,38 +65,6 @@ def sparse_to_dense(sparse: onnx.SparseTensorProto) -> np.ndarray:
         indices = np.ravel_multi_index(tuple(indices.T), shape)
     dense[indices] = values
     return dense.reshape(shape)
-
-
-def graph_free_names(graph: onnx.GraphProto) -> list[str]:
-    """Names a graph reads but does not define itself (its outer-scope references)."""
-    defined = {i.name for i in graph.input} | {t.name for t in graph.initializer}
-    defined |= {t.values.name for t in graph.sparse_initializer}
-    free: dict[str, None] = {}
-    for node in graph.node:
-        for name in _node_reads(node):
-            if name and name not in defined:
-                free[name] = None
-        defined.update(o for o in node.output if o)
-    for out in graph.output:
-        if out.name not in defined:
-            free[out.name] = None
-    return list(free)
-
-
-def _node_reads(node: onnx.NodeProto) -> list[str]:
-    reads = list(node.input)
-    for attr in node.attribute:
-        for sub in _subgraphs(attr):
-            reads.extend(graph_free_names(sub))
-    return reads
-
-
-def _subgraphs(attr: onnx.AttributeProto) -> list[onnx.GraphProto]:
-    if attr.type == onnx.AttributeProto.GRAPH:
-        return [attr.g]
-    if attr.type == onnx.AttributeProto.GRAPHS:
-        return list(attr.graphs)
-    return []
 
 
 class _Compiler:
@@ -185,7 +117,7 @@ class _Compiler:
         for index, (node, node_opsets) in enumerate(nodes):
             name = node.name or f"{node.op_type}_{index}"
             fn, spec = self._bind(node, name, node_opsets)
-            sub_captured = self._captured_of(node)
+            sub_captured = captured_names(node)
             ins = tuple(slot(i) if i else None for i in node.input) + tuple(
                 slot(n) for n in sub_captured
             )
@@ -221,7 +153,7 @@ class _Compiler:
     ) -> list[Any] | None:
         """Run one node at compile time (graph-pass folding); ``None`` if it must not."""
         spec = self._lookup(node, opsets)
-        if spec is None or not spec.foldable or any(_subgraphs(a) for a in node.attribute):
+        if spec is None or not spec.foldable or any(subgraphs(a) for a in node.attribute):
             return None
         fn, _ = self._bind(node, node.name or node.op_type, opsets)
         step = Step(fn, tuple(range(len(inputs))), tuple(range(len(node.output))),
@@ -230,13 +162,6 @@ class _Compiler:
         out: dict[int, Any] = {}
         self._fold(step, values, into=out)
         return [out[k] for k in range(len(node.output))]
-
-    def _captured_of(self, node: onnx.NodeProto) -> list[str]:
-        names: dict[str, None] = {}
-        for attr in node.attribute:
-            for sub in _subgraphs(attr):
-                names.update(dict.fromkeys(graph_free_names(sub)))
-        return list(names)
 
     def _expand(
         self, nodes: Iterable[onnx.NodeProto], opsets: Mapping[str, int], type_of: TypeOf,
@@ -286,7 +211,7 @@ class _Compiler:
                 op_type=node.op_type,
                 device=self.device,
             )
-        captured = self._captured_of(node)
+        captured = captured_names(node)
         attrs = {a.name: self._attr_value(a, captured, opsets) for a in node.attribute}
         params = inspect.signature(spec.fn).parameters
         if "n_outputs" in params:
@@ -336,7 +261,7 @@ class _Compiler:
     ) -> bool:
         if not (self.fold and spec.foldable):
             return False
-        if any(_subgraphs(a) for a in node.attribute):
+        if any(subgraphs(a) for a in node.attribute):
             return False
         return all(i is None or i in constants for i in ins)
 

@@ -7,11 +7,12 @@ from collections.abc import Mapping
 from typing import Any
 
 from ... import properties as P
+from ...graph.specialize import has_dynamic_inputs, with_input_shapes
 from ...model import Model
 from ...properties import Property, PropertySet
 from ...runtime.executors import Executor
 from ..base import CompiledModel, Plugin, Stage, SyncInferRequest
-from .compiler import compile_graph, has_dynamic_inputs, with_input_shapes
+from .compiler import compile_graph
 from .kernels.blas_mode import lone_stream, stream_finished, stream_started
 from .kernels.parallel import set_intra_threads
 from .kernels.placement import pinned_run

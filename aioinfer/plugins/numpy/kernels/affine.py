@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from ....graph import FUSED_DOMAIN
+from ..passes import FUSED_DOMAIN
 from ..registry import register
 from .fused import activate
 from .parallel import run_blocks

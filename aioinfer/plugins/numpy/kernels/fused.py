@@ -10,7 +10,7 @@ import functools
 
 import numpy as np
 
-from ....graph import FUSED_DOMAIN
+from ..passes import FUSED_DOMAIN
 from ..registry import register
 from ._window import shuffle_channels
 from .activations import gelu
@@ -76,21 +76,21 @@ def _add_into(y: np.ndarray, z: np.ndarray) -> np.ndarray:
 
 @register("Gelu", since=1, domain=FUSED_DOMAIN)
 def fused_gelu(x, *, approximate="none"):
-    """GELU written out as elementwise ops in the model (``graph/gelu.py``), at any opset."""
+    """GELU written out as elementwise ops in the model (``passes/gelu.py``), at any opset."""
     return gelu(x, approximate=approximate)
 
 
 @register("ChannelShuffle", since=1, domain=FUSED_DOMAIN)
 def channel_shuffle(x, *, shape):
     """``Reshape(x, shape) -> Transpose(0, 2, 1, ...) -> Reshape`` merging axes 1 and 2
-    (``graph/channel_shuffle.py``): one strided copy."""
+    (``passes/channel_shuffle.py``): one strided copy."""
     n, groups, per, *rest = shape
     return shuffle_channels(x.reshape(n, groups * per, *rest), groups)
 
 
 @register("LayerNorm", since=1, domain=FUSED_DOMAIN)
 def fused_layer_norm(x, scale=None, b=None, *, epsilon=1e-5):
-    """LayerNorm over the last axis written out as ops in the model (``graph/layer_norm.py``):
+    """LayerNorm over the last axis written out as ops in the model (``passes/layer_norm.py``):
     ``(x - mean) / sqrt(var + epsilon) [* scale] [+ b]`` in ``x``'s dtype, as those ops compute
     it."""
     return layer_norm_last(x, scale, b, epsilon)
@@ -103,7 +103,7 @@ def fused_conv(x, w, b=None, z=None, into=None, *, auto_pad="NOTSET", dilations=
                into_start=0):
     """Conv(x, w, b) [+ z] [-> activation]; with ``shuffle`` (the 5-D shape of an absorbed
     ``ChannelShuffle``), Conv(ChannelShuffle(x)) with the shuffle done in the padding copy.
-    With ``into`` (a Concat's buffer, ``graph/concat_in_place.py``), the result is written into
+    With ``into`` (a Concat's buffer, ``passes/concat_in_place.py``), the result is written into
     its channels ``into_start:into_start + M`` and that view is returned."""
     act = _activation(activation, activation_alpha, clip_min, clip_max)
     groups = 0
@@ -117,7 +117,7 @@ def fused_conv(x, w, b=None, z=None, into=None, *, auto_pad="NOTSET", dilations=
 
 @register("ChannelSplit", since=1, domain=FUSED_DOMAIN)
 def channel_split(x, *, sizes):
-    """The outputs of merged sibling convolutions (``graph/sibling_convs.py``): consecutive
+    """The outputs of merged sibling convolutions (``passes/sibling_convs.py``): consecutive
     channel slices of ``x``, as views."""
     bounds = np.cumsum([0, *sizes])
     return tuple(x[:, lo:hi] for lo, hi in zip(bounds[:-1], bounds[1:], strict=True))

@@ -1,12 +1,12 @@
 """The ``MaskedFill`` kernel (domain ``aioinfer``): a copy of ``x`` with ``value`` where the
 mask is set (or, with ``invert``, where it is not); the graph pass that makes it is in
-``aioinfer/graph/masked_fill.py``."""
+``passes/masked_fill.py``."""
 
 from __future__ import annotations
 
 import numpy as np
 
-from ....graph import FUSED_DOMAIN
+from ..passes import FUSED_DOMAIN
 from ..registry import register
 
 

@@ -23,7 +23,7 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 
-from ....graph.weight_layout import SWAP_MAX_ROWS, SWAP_MIN_WEIGHT
+from ..passes.weight_layout import SWAP_MAX_ROWS, SWAP_MIN_WEIGHT
 from . import blas_mode, placement
 from .linalg import blas_matmul
 
@@ -62,7 +62,7 @@ def _pool(count: int) -> ThreadPoolExecutor:
 def matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None = None) -> np.ndarray:
     """``np.matmul(a, b)``, split by rows of ``a`` over the intra-op threads when large.
 
-    A few-row product by a large column-major matrix ``b`` (``graph/weight_layout.py``) runs
+    A few-row product by a large column-major matrix ``b`` (``passes/weight_layout.py``) runs
     swapped, ``(b^T a^T)^T``: its result is then column-major too, which the next such
     product reads as a row-major ``a^T`` at no cost.
     """

@@ -2,7 +2,7 @@
 
 Each 2x2 output tile is computed from a 4x4 input tile ``d`` as ``A^T [U * (B^T d B)] A`` with
 ``U = G g G^T`` the transformed 3x3 kernel (made once, at compile time, by the graph pass in
-``aioinfer/graph/winograd.py``). The elementwise product summed over input channels is one
+``passes/winograd.py``). The elementwise product summed over input channels is one
 batched GEMM ``U (16, M, C) @ V (16, C, tiles)``; the transforms are adds and subtracts of
 strided views (B and A hold only 0 and +-1).
 """
@@ -12,8 +12,8 @@ from __future__ import annotations
 import numpy as np
 from numpy.lib.stride_tricks import as_strided
 
-from ....graph import FUSED_DOMAIN
-from ....graph.winograd import winograd_weights
+from ..passes import FUSED_DOMAIN
+from ..passes.winograd import winograd_weights
 from ..registry import register
 from .fused import _activation, _add_into
 from .parallel import run_blocks

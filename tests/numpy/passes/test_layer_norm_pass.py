@@ -1,4 +1,4 @@
-"""The written-out LayerNorm pass (graph/layer_norm.py)."""
+"""The written-out LayerNorm pass (passes/layer_norm.py)."""
 
 from __future__ import annotations
 

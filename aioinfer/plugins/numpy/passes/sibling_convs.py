@@ -15,7 +15,8 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from .ir import FUSED_DOMAIN, GraphIR, attr
+from ....graph.ir import attr
+from .ir import FUSED_DOMAIN, GraphIR
 
 _PER_CALL = ("shuffle", "into_start")  # attributes of convolutions this pass leaves alone
 

@@ -167,9 +167,9 @@ def test_winograd_on_a_large_static_3x3_conv() -> None:
 
 @pytest.mark.parametrize("pads", [[0, 0, 0, 0], [1, 0, 2, 1]])
 def test_winograd_kernel_odd_sizes_and_asymmetric_pads(pads: list[int]) -> None:
-    from aioinfer.graph.winograd import winograd_weights
     from aioinfer.plugins.numpy.kernels.conv import conv_nd
     from aioinfer.plugins.numpy.kernels.winograd import winograd_conv
+    from aioinfer.plugins.numpy.passes.winograd import winograd_weights
 
     x, w, b = rand(2, 5, 9, 7), rand(6, 5, 3, 3), rand(6)
     want = conv_nd(x, w, b, "NOTSET", None, 1, pads, None)

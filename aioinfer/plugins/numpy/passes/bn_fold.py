@@ -10,7 +10,8 @@ from __future__ import annotations
 import numpy as np
 import onnx
 
-from .ir import GraphIR, as_float, attr, single_use
+from ....graph.ir import attr
+from .ir import GraphIR, as_float, single_use
 
 
 def _bn_affine(ir: GraphIR, bn: onnx.NodeProto) -> tuple[np.ndarray, np.ndarray] | None:

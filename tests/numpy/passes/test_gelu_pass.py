@@ -1,4 +1,4 @@
-"""The written-out GELU pass (graph/gelu.py): erf and tanh forms fold into the MatMul."""
+"""The written-out GELU pass (passes/gelu.py): erf and tanh forms fold into the MatMul."""
 
 from __future__ import annotations
 

@@ -7,7 +7,8 @@ from typing import TypeGuard
 import onnx
 from onnx import helper
 
-from .ir import GraphIR, attr, has_subgraph
+from ....graph.ir import attr, has_subgraph
+from .ir import GraphIR
 
 _STD = ("", "ai.onnx")
 

@@ -15,7 +15,8 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from .ir import FUSED_DOMAIN, GraphIR, attr
+from ....graph.ir import attr
+from .ir import FUSED_DOMAIN, GraphIR
 
 MIN_CHANNELS = 64
 MIN_PIXELS = 14 * 14

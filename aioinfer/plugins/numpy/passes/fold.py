@@ -6,7 +6,8 @@ arithmetic on static shapes, ``Constant`` nodes) are plain arrays the fusion pas
 
 from __future__ import annotations
 
-from .ir import Evaluator, GraphIR, has_subgraph
+from ....graph.ir import has_subgraph
+from .ir import Evaluator, GraphIR
 
 
 def fold_constants(ir: GraphIR, evaluate: Evaluator) -> int:

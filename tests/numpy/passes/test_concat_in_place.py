@@ -1,4 +1,4 @@
-"""Convolutions write into the buffer of the channel Concat reading them (graph/concat_in_place)."""
+"""Convolutions write into the buffer of the channel Concat reading them (concat_in_place)."""
 
 from __future__ import annotations
 
@@ -7,7 +7,7 @@ import onnx
 import pytest
 from onnx import helper
 
-from tests.graph._util import check, model, ops
+from ._util import check, model, ops
 
 RNG = np.random.default_rng(7)
 

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from .ir import GraphIR, has_subgraph
+from ....graph.ir import has_subgraph
+from .ir import GraphIR
 
 
 def _passthrough(ir: GraphIR, node, uses) -> bool:

@@ -19,7 +19,8 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from .ir import FUSED_DOMAIN, GraphIR, attr, single_use
+from ....graph.ir import attr
+from .ir import FUSED_DOMAIN, GraphIR, single_use
 
 _STD = ("", "ai.onnx")
 Uses = Mapping[str, list[onnx.NodeProto]]

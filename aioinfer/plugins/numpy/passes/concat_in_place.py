@@ -27,7 +27,8 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from .ir import FUSED_DOMAIN, GraphIR, attr, single_use
+from ....graph.ir import attr
+from .ir import FUSED_DOMAIN, GraphIR, single_use
 
 ShapeOf = Callable[[str], "tuple[int, ...] | None"]
 

@@ -1,4 +1,4 @@
-"""Convolutions of one input with the same window merge into one (``graph/sibling_convs.py``)."""
+"""Convolutions of one input with the same window merge into one (``passes/sibling_convs.py``)."""
 
 from __future__ import annotations
 

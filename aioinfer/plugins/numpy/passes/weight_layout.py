@@ -16,7 +16,8 @@ from collections.abc import Callable
 
 import numpy as np
 
-from .ir import FUSED_DOMAIN, GraphIR, attr
+from ....graph.ir import attr
+from .ir import FUSED_DOMAIN, GraphIR
 
 #: The most rows (product of A's leading dims) a product may have to run swapped: at 128
 #: rows the swapped form lost on some shapes (128 x 1024 x 256: 403 vs 355 us).

@@ -1,4 +1,4 @@
-"""ShuffleNet's channel shuffle (graph/channel_shuffle.py): one copy, or none inside a conv."""
+"""ShuffleNet's channel shuffle (passes/channel_shuffle.py): one copy, or none inside a conv."""
 
 from __future__ import annotations
 

@@ -16,7 +16,8 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from .ir import FUSED_DOMAIN, GraphIR, attr, single_use
+from ....graph.ir import attr
+from .ir import FUSED_DOMAIN, GraphIR, single_use
 
 _STD = ("", "ai.onnx")
 _FUSED = {"Conv": "FusedConv", "Gemm": "FusedGemm", "MatMul": "FusedMatMul"}
@@ -26,7 +27,7 @@ def _activation(ir: GraphIR, node: onnx.NodeProto, gelu: bool = False
                 ) -> dict[str, object] | None:
     """The fused-activation attributes ``node`` stands for, or ``None``.
 
-    Gelu (made by ``graph/gelu.py``) only with ``gelu``: it is not an in-place activation, so
+    Gelu (made by ``passes/gelu.py``) only with ``gelu``: it is not an in-place activation, so
     only kernels that use ``activate``'s result (Gemm, MatMul) can absorb it.
     """
     if gelu and node.domain == FUSED_DOMAIN and node.op_type == "Gelu":

@@ -1,4 +1,4 @@
-"""Few-row products run swapped on column-major weights (``graph/weight_layout.py``)."""
+"""Few-row products run swapped on column-major weights (``passes/weight_layout.py``)."""
 
 from __future__ import annotations
 
@@ -6,9 +6,9 @@ import numpy as np
 import pytest
 from onnx import helper
 
-from aioinfer.graph.weight_layout import SWAP_MAX_ROWS, SWAP_MIN_WEIGHT
 from aioinfer.plugins.numpy.kernels.parallel import matmul
 from aioinfer.plugins.numpy.kernels.softmax import softmax
+from aioinfer.plugins.numpy.passes.weight_layout import SWAP_MAX_ROWS, SWAP_MIN_WEIGHT
 
 from ._util import check, model
 

@@ -17,8 +17,9 @@ import numpy as np
 import onnx
 from onnx import helper
 
+from ....graph.ir import attr
 from .fuse import _activation
-from .ir import FUSED_DOMAIN, GraphIR, as_float, attr, single_use
+from .ir import FUSED_DOMAIN, GraphIR, as_float, single_use
 from .winograd import ShapeOf
 
 _STD = ("", "ai.onnx")

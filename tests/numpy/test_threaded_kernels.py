@@ -10,7 +10,7 @@ from onnx import helper
 
 from aioinfer.plugins.numpy.kernels import conv_fast, parallel, pool, winograd
 
-from ._util import check, model, ops
+from .passes._util import check, model, ops
 
 
 def rand(*shape: int, scale: float = 1.0) -> np.ndarray:
