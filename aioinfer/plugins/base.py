@@ -13,26 +13,21 @@ from __future__ import annotations
 import queue
 from abc import ABC, abstractmethod
 from collections.abc import AsyncGenerator, AsyncIterable, Callable, Mapping
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NotSupportedError
 from ..model import Model, Port
 from ..properties import PropertySet
+from ..runtime.stages import Stage
+from ..runtime.streams import HOST_MEMORY, HOST_STREAM, HOST_TRANSFER, DataTransfer, SyncStream
+
+__all__ = ["CompiledModel", "Plugin", "Stage", "SyncInferRequest"]
 
 if TYPE_CHECKING:
-    from ..runtime.executors import Executor
+    from ..core import CoreView
+    from ..runtime.executors import Executor, ExecutorRegistry
     from ..runtime.request import InferRequest
     from ..runtime.results import Results
-
-
-@dataclass(frozen=True)
-class Stage:
-    """One step of a request's pipeline, run on ``executor``."""
-
-    name: str
-    executor: Executor
-    fn: Callable[[], None]
 
 
 class SyncInferRequest(ABC):
@@ -69,6 +64,14 @@ class CompiledModel(ABC):
         self._outputs = model.outputs
         self._pool: queue.SimpleQueue[InferRequest] = queue.SimpleQueue()
         self._released = False
+        self._leases: list[tuple[Executor, Callable[[], Any]]] = []
+
+    def lease_executor(self, workers: int) -> Executor:
+        """The plugin's shared executor for ``workers`` streams, held until :meth:`release`
+        (see :class:`~aioinfer.runtime.executors.ExecutorRegistry`)."""
+        executor, give_back = self.plugin.executors.acquire(self, workers)
+        self._leases.append((executor, give_back))
+        return executor
 
     @property
     def inputs(self) -> list[Port]:
@@ -144,27 +147,38 @@ class CompiledModel(ABC):
 
     # -- lifetime --------------------------------------------------------------------------------
     def executors(self) -> list[Executor]:
-        """The executors this compiled model owns, whose threads :meth:`release` stops.
+        """The executors this compiled model owns outright, whose threads :meth:`release`
+        stops: every :class:`~aioinfer.runtime.executors.Executor` held in an attribute that
+        is not a shared lease (:meth:`lease_executor`) nor ``HOST``/``WAIT``."""
+        from ..runtime.executors import HOST, WAIT, Executor
 
-        By default every :class:`~aioinfer.runtime.executors.Executor` held in an attribute
-        (plugins keep theirs in ``self.executor``); shared executors (``HOST``, ``WAIT``) are
-        never owned. A plugin that keeps its executors elsewhere overrides this.
-        """
-        from ..runtime.executors import Executor
+        leased = [executor for executor, _ in self._leases]
+        return [value for value in vars(self).values() if isinstance(value, Executor)
+                and value is not HOST and value is not WAIT
+                and not any(value is e for e in leased)]
 
-        return [value for value in vars(self).values() if isinstance(value, Executor)]
+    def submodels(self) -> list[CompiledModel]:
+        """The compiled models this one is built from (HETERO's subgraphs); :meth:`release`
+        releases them too."""
+        return []
 
     def release(self, timeout: float | None = 5.0) -> None:
         """Stop this model's worker threads now and join them (up to ``timeout`` seconds).
 
         Runs already started finish first (their awaiting callers get their results); after
         that every request of this model refuses new inferences with
-        :class:`~aioinfer.errors.RequestError`. Idempotent. ``with compiled:`` calls it on exit.
-        Without it the threads exit on their own when idle or when the model is collected.
+        :class:`~aioinfer.errors.RequestError`. Shared executors are given back (the last
+        model holding one stops its threads), and the models this one composes are released
+        too. Idempotent. ``with compiled:`` calls it on exit. Without it the threads exit on
+        their own when idle or when the model is collected.
         """
         self._released = True
         for executor in self.executors():
             executor.close(timeout)
+        for _, give_back in self._leases:
+            give_back()
+        for sub in self.submodels():
+            sub.release(timeout)
         while True:  # drop the pooled requests (and their buffers)
             try:
                 self._pool.get_nowait()
@@ -202,6 +216,46 @@ class Plugin(ABC):
 
     name: str = ""
     properties: PropertySet
+    virtual: bool = False
+    """A device built from other devices (HETERO, MULTI...): not in ``available_devices``."""
+    targets_property: str | None = None
+    """The property a virtual device's list (``HETERO:A,B``) is passed in."""
+    memory_device: str = HOST_MEMORY
+    """Where this device's tensors live (``"host"`` for every host plugin)."""
+
+    def attach_core(self, core: CoreView) -> None:
+        """Called by the :class:`~aioinfer.Core` that loads this plugin."""
+        self._core = core
+
+    def get_core(self) -> CoreView:
+        """The Core that loaded this plugin (OpenVINO's ``get_core()``)."""
+        core = getattr(self, "_core", None)
+        if core is None:
+            raise NotSupportedError(f"{self.name}: the plugin is not attached to a Core",
+                                    device=self.name)
+        return core
+
+    @property
+    def executors(self) -> ExecutorRegistry:
+        """This plugin's executors, shared per stream configuration by its compiled models."""
+        registry = self.__dict__.get("_executors")
+        if registry is None:
+            from ..runtime.executors import ExecutorRegistry
+
+            registry = self.__dict__.setdefault("_executors", ExecutorRegistry(self.name))
+        return registry
+
+    def device_ids(self) -> tuple[str, ...]:
+        """Ids of this plugin's devices (``GPU.0``, ``GPU.1``); empty: one device, no ids."""
+        return ()
+
+    def sync_stream(self) -> SyncStream:
+        """A sync stream on this device (host plugins: the host stream)."""
+        return HOST_STREAM
+
+    def data_transfer(self) -> DataTransfer:
+        """Copies between this device's memory and others (host plugins: a hand-over)."""
+        return HOST_TRANSFER
 
     def get_property(self, key: str) -> Any:
         return self.properties.get(key)

@@ -8,9 +8,9 @@ garbage collected), so the process's thread count returns to its baseline.
 ``run_sync(fn)`` runs a stage inline on the calling thread (the synchronous path).
 ``await run(fn)`` runs it on a worker without blocking the event loop, under asyncio, uvloop or
 trio; a cancelled ``run`` returns only once ``fn`` has finished, then re-raises the
-cancellation. ``submit(task)`` is the low-level entry used by request pipelines: the worker
-calls ``task.advance(pool)`` (``pool`` is the executor's ``_pool``), and the task decides where
-its next stage runs.
+cancellation. ``submit(run, index)`` is the :class:`~aioinfer.runtime.stages.StageExecutor`
+entry used by request pipelines: a worker calls ``run.execute(index, lane)`` (``lane`` is the
+executor's worker pool), and the run decides where its next stage runs.
 
 On Linux, workers can run at a lower scheduling priority than the event loop's thread
 (:func:`set_worker_nice`, or the ``AIOINFER_WORKER_NICE`` environment variable): when the loop
@@ -74,9 +74,9 @@ _nice_from_env()
 
 
 class Task(Protocol):
-    """Something a worker runs: ``advance`` is called on the worker thread."""
+    """Something a worker runs: ``execute(index, lane)`` is called on the worker thread."""
 
-    def advance(self, pool: _Pool) -> None: ...
+    def execute(self, index: int, lane: object | None) -> None: ...
 
 
 class _Call:
@@ -90,7 +90,7 @@ class _Call:
         self.error: BaseException | None = None
         self.notify = notify
 
-    def advance(self, pool: _Pool) -> None:
+    def execute(self, index: int, lane: object | None) -> None:
         try:
             self.value = self.fn()
         except BaseException as exc:  # delivered to the awaiting caller
@@ -113,7 +113,7 @@ class _Pool:
         self.serial = serial
         self.idle_timeout = 2.0
 
-    def submit(self, task: Task) -> None:
+    def submit(self, task: Task, index: int = 0) -> None:
         # Under the lock: a task is either refused or queued ahead of every stop sentinel, so
         # ``stop`` never strands one (its awaiting caller would wait forever).
         with self.lock:
@@ -122,7 +122,7 @@ class _Pool:
 
                 raise RequestError(f"executor {self.name!r} is closed (its compiled model was "
                                    "released): no new work is accepted")
-            self.queue.put(task)
+            self.queue.put((task, index))
             if self.alive < self.workers:
                 self._spawn_locked()
 
@@ -155,7 +155,7 @@ class _Pool:
                     with self.lock:
                         self.alive -= 1
                     return
-                task.advance(self)
+                task[0].execute(task[1], self)
                 del task
         finally:
             with self.lock:
@@ -176,7 +176,8 @@ class _Pool:
 
 
 class Executor:
-    """A bounded set of worker threads for one device (or the host)."""
+    """A bounded set of worker threads for one device (or the host): the thread-pool
+    :class:`~aioinfer.runtime.stages.StageExecutor`."""
 
     _ids = itertools.count()
 
@@ -188,6 +189,12 @@ class Executor:
         self._pool.idle_timeout = idle_timeout
         # Stop the workers when the executor is dropped (e.g. with its CompiledModel).
         self._finalizer = weakref.finalize(self, self._pool.stop)
+
+    @property
+    def lane(self) -> object:
+        """The worker pool: stages on executors with the same lane run inline one after the
+        other on one worker."""
+        return self._pool
 
     @property
     def workers(self) -> int:
@@ -229,9 +236,13 @@ class Executor:
             raise call.error
         return call.value
 
-    def submit(self, task: Task) -> None:
-        """Queue ``task``; a worker will call ``task.advance(pool)``."""
-        self._pool.submit(task)
+    def submit(self, task: Task, index: int = 0) -> None:
+        """Queue ``task``; a worker will call ``task.execute(index, lane)``."""
+        self._pool.submit(task, index)
+
+    def run_inline(self, stage: Any) -> None:
+        """Run a stage on the calling thread (the synchronous ``infer()`` path)."""
+        stage.fn()
 
     # -- lifetime ------------------------------------------------------------------------------
     def close(self, timeout: float | None = 5.0) -> None:
@@ -249,6 +260,47 @@ class Executor:
 
 def _noop() -> None:
     pass
+
+
+class ExecutorRegistry:
+    """Executors handed out per stream configuration, shared by the compiled models of a
+    plugin that use it (OpenVINO's executor manager): compiling ten models for a device with
+    two streams makes two worker threads, not twenty. An executor is closed when the last
+    model holding it is released (or collected)."""
+
+    def __init__(self, device: str) -> None:
+        self.device = device
+        self._lock = threading.Lock()
+        self._leases: dict[str, tuple[Executor, int]] = {}
+
+    def acquire(self, owner: object, workers: int, kind: str = "streams"
+                ) -> tuple[Executor, Callable[[], Any]]:
+        """An executor with ``workers`` workers leased to ``owner``, and the function that
+        gives the lease back (once; it is also called if ``owner`` is collected first)."""
+        key = f"{self.device}:{kind}={workers}"
+        with self._lock:
+            executor, count = self._leases.get(key, (None, 0))
+            if executor is None or executor._pool.closed:
+                executor, count = Executor(key, workers=workers), 0
+            self._leases[key] = (executor, count + 1)
+        return executor, weakref.finalize(owner, self.release, executor)
+
+    def release(self, executor: Executor, timeout: float | None = 5.0) -> None:
+        """Give one lease back; the last one closes the executor (joining its workers)."""
+        with self._lock:
+            held, count = self._leases.get(executor.name, (None, 0))
+            if held is not executor:
+                return
+            if count > 1:
+                self._leases[executor.name] = (executor, count - 1)
+                return
+            del self._leases[executor.name]
+        executor.close(timeout)
+
+    def leases(self, executor: Executor) -> int:
+        """How many compiled models hold ``executor``."""
+        held, count = self._leases.get(executor.name, (None, 0))
+        return count if held is executor else 0
 
 
 HOST = Executor("host", workers=4)

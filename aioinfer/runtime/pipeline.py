@@ -1,32 +1,36 @@
-"""One asynchronous run of a request: its stages chained across executors.
+"""One asynchronous run of a request: its stage graph scheduled across executors.
 
-This is the ``AsyncInferRequest`` of OpenVINO's design: the run is only the request's list of
-``(executor, stage)`` pairs. A worker of the first stage's executor checks the inputs and runs
-the first stage; as long as the next stage uses the same executor it runs inline, otherwise the
-run is handed to the next executor. Only the end of the run is reported (``notify``), so a
-request costs one hop to a worker and one completion, however many stages it has.
+This is the ``AsyncInferRequest`` of OpenVINO's design, generalised from a chain to a small
+DAG (:mod:`.stages`). A worker first checks the inputs (never the loop thread), then the run
+counts each stage's pending predecessors and submits a stage as soon as they are done. A
+worker that finishes a stage runs the next ready stage inline while it uses the same executor
+(lane), so a request on one device costs one hop to a worker and one completion, however many
+stages it has. A stage may also finish later than its function returns (a sub-request, a
+transfer waiting on a notification): its executor then calls :meth:`PipelineRun.resume` from
+whichever thread completes it, and no thread waits meanwhile. Only the end of the run is
+reported (``notify``).
 
 Cancellation is cooperative: :meth:`PipelineRun.cancel` sets a flag that is checked before each
-stage. A long stage may also look at it between its own steps, through :func:`current_run`
-(the NUMPY plan does, between kernels) and stop early with
-:class:`~aioinfer.errors.RequestCancelledError`; otherwise the running stage finishes. Either
-way the stage ends on its own worker, so buffers and workers stay consistent.
+stage and runs the cancel hooks of deferred stages (a sub-request is cancelled in turn). A long
+stage may also look at the flag between its own steps, through :func:`current_run` (the NUMPY
+plan does, between kernels) and stop early with :class:`~aioinfer.errors.RequestCancelledError`.
+After an error or a cancellation no new stage starts, and the run ends only when every started
+stage has ended, so buffers, sub-requests and workers stay consistent.
 """
 
 from __future__ import annotations
 
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import RequestCancelledError
 
 if TYPE_CHECKING:
-    from ..plugins.base import Stage
-    from .executors import _Pool
     from .request import InferRequest
     from .results import Results
+    from .stages import Stage, StageGraph
 
 
 _running = threading.local()
@@ -43,19 +47,22 @@ def current_run() -> PipelineRun | None:
     return getattr(_running, "run", None)
 
 
+def _cancelled() -> RequestCancelledError:
+    return RequestCancelledError("the infer request was cancelled")
+
+
 class PipelineRun:
     """The state of one ``start_async``/``infer_async`` of an :class:`InferRequest`."""
 
     __slots__ = (
-        "request", "stages", "inputs", "index", "cancelled", "error", "results", "notify",
-        "timings", "event", "userdata",
+        "request", "graph", "inputs", "cancelled", "error", "results", "notify", "timings",
+        "event", "userdata", "_pending", "_done", "_active", "_lock", "_hooks", "_started",
     )
 
-    def __init__(self, request: InferRequest, stages: Sequence[Stage], inputs: Any) -> None:
+    def __init__(self, request: InferRequest, graph: StageGraph, inputs: Any) -> None:
         self.request = request
-        self.stages = stages
+        self.graph = graph
         self.inputs = inputs
-        self.index = -1  # -1: inputs not checked yet
         self.cancelled = False
         self.error: BaseException | None = None
         self.results: Results | None = None
@@ -63,12 +70,25 @@ class PipelineRun:
         self.timings: list[dict[str, Any]] | None = None
         self.event: Any = None  # threading.Event for wait(), made by start_async only
         self.userdata: Any = None
+        self._pending = list(graph.npred)
+        self._done = 0
+        self._active = 0  # stages started and not ended (the prepare step counts as one)
+        self._lock = threading.Lock()
+        self._hooks: list[Callable[[], None]] | None = None
+        self._started: dict[int, tuple[float, float]] | None = None  # deferred stages' clocks
 
+    # -- driving ---------------------------------------------------------------------------------
     def start(self, notify: Callable[[], None]) -> None:
-        """Hand the run to its first executor; ``notify`` is called (on a worker) at the end."""
+        """Hand the run to a worker (inputs are checked there); ``notify`` is called on a
+        worker when the run has ended."""
+        from .executors import HOST
+
         self.notify = notify
+        first = self.graph.stages[self.graph.roots[0]].executor
+        self._active = 1
         try:
-            self.stages[0].executor._pool.submit(self)
+            # The prepare step needs a thread of ours: the first stage's worker, else HOST's.
+            (first if first.lane is not None else HOST).submit(self, -1)
         except BaseException:
             self.notify = None
             raise
@@ -76,46 +96,145 @@ class PipelineRun:
     def cancel(self) -> None:
         """Ask the run to stop before its next stage; its results will be dropped."""
         self.cancelled = True
+        with self._lock:
+            hooks, self._hooks = self._hooks, None
+        for hook in hooks or ():
+            hook()
 
-    def advance(self, pool: _Pool) -> None:
-        """Run stages on this worker while they belong to ``pool``; then hand over or finish."""
-        request = self.request
-        stages = self.stages
+    def on_cancel(self, hook: Callable[[], None]) -> None:
+        """Call ``hook`` when the run is cancelled (at once if it already is): how a deferred
+        stage passes a cancellation on to the work it waits for."""
+        with self._lock:
+            if not self.cancelled:
+                if self._hooks is None:
+                    self._hooks = []
+                self._hooks.append(hook)
+                return
+        hook()
+
+    def execute(self, index: int, lane: object | None) -> None:
+        """Run stage ``index`` (``-1``: the input check) on this thread, then every following
+        ready stage whose executor has this ``lane``; submit the others."""
+        stages = self.graph.stages
         _running.run = self
-        try:
-            if self.index < 0:
-                if self.cancelled:
-                    raise RequestCancelledError("the infer request was cancelled")
-                request._prepare(self.inputs)
-                self.inputs = None
-                self.index = 0
-            while True:
-                if self.cancelled:
-                    raise RequestCancelledError("the infer request was cancelled")
-                stage = stages[self.index]
-                if self.timings is None:
-                    stage.fn()
+        while True:
+            try:
+                if self.cancelled or self.error is not None:
+                    raise _cancelled() if self.cancelled else _Stopped()
+                if index < 0:
+                    self.request._prepare(self.inputs)
+                    self.inputs = None
+                elif self.timings is None:
+                    stages[index].fn()
                 else:
-                    self.timings.append(_timed(stage))
-                self.index += 1
-                if self.index == len(stages):
-                    self.results = request._finish()
-                    break
-                following = stages[self.index].executor._pool
-                if following is not pool:
-                    _running.run = None
-                    following.submit(self)
-                    return
-        except BaseException as exc:  # delivered to whoever waits for the run
-            if self.cancelled and not isinstance(exc, RequestCancelledError):
-                # A stage stopped by the cancellation may surface it wrapped (a plan run by a
-                # kernel of another plan): report the cancellation, keep the chain.
-                cancel = RequestCancelledError("the infer request was cancelled")
-                cancel.__cause__ = exc
-                exc = cancel
+                    self.timings.append(_timed(stages[index]))
+            except BaseException as exc:  # delivered to whoever waits for the run
+                _running.run = None
+                self._ended(index, exc)
+                return
+            index = self._advance(index, lane)
+            if index < 0:
+                _running.run = None
+                return
+
+    def stop_reason(self) -> BaseException | None:
+        """Why a stage must not start now (the run was cancelled or another stage failed),
+        or ``None``. Deferred executors check it before they start their work."""
+        if self.cancelled:
+            return _cancelled()
+        return _Stopped() if self.error is not None else None
+
+    def defer(self, index: int) -> None:
+        """Note that stage ``index`` has started and will end with :meth:`resume` (for timing
+        and so that a stopped run does not start it)."""
+        if self.timings is not None:
+            if self._started is None:
+                self._started = {}
+            self._started[index] = (time.perf_counter(), time.thread_time())
+
+    def resume(self, index: int, error: BaseException | None = None) -> None:
+        """Stage ``index``, started by :meth:`defer`, has ended (on any thread)."""
+        if self.timings is not None and self._started is not None:
+            wall, cpu = self._started.pop(index, (time.perf_counter(), time.thread_time()))
+            self.timings.append(_entry(self.graph.stages[index], "FAILED" if error else
+                                       "EXECUTED", wall, cpu))
+        if error is not None:
+            self._ended(index, error)
+            return
+        following = self._advance(index, None)
+        assert following < 0  # lane None: nothing runs inline
+
+    # -- bookkeeping -----------------------------------------------------------------------------
+    def _advance(self, index: int, lane: object | None) -> int:
+        """Stage ``index`` ended well: count it, start what became ready. Returns the stage
+        to run inline on ``lane`` next, or -1."""
+        graph = self.graph
+        with self._lock:
+            self._active -= 1
+            if index < 0:
+                ready = list(graph.roots)
+            else:
+                self._done += 1
+                ready = []
+                pending = self._pending
+                for s in graph.succs[index]:
+                    pending[s] -= 1
+                    if not pending[s]:
+                        ready.append(s)
+            if self.error is not None:
+                ready = []
+            self._active += len(ready)
+            finished = self._done == len(graph.stages)
+            idle = self._active == 0
+        if finished:
+            self._finish()
+            return -1
+        if not ready:
+            if idle:  # an error was recorded meanwhile and this was the last stage running
+                self._complete()
+            return -1
+        inline = -1
+        stages = graph.stages
+        for s in ready:
+            executor = stages[s].executor
+            if inline < 0 and lane is not None and executor.lane is lane:
+                inline = s
+                continue
+            try:
+                executor.submit(self, s)
+            except BaseException as exc:  # a closed executor: that stage fails
+                self._ended(s, exc)
+        return inline
+
+    def _ended(self, index: int, exc: BaseException) -> None:
+        """Stage ``index`` failed (or was not started because the run is stopping)."""
+        if self.cancelled and not isinstance(exc, RequestCancelledError):
+            # A stage stopped by the cancellation may surface it wrapped (a plan run by a
+            # kernel of another plan): report the cancellation, keep the chain.
+            cancel = _cancelled()
+            cancel.__cause__ = exc
+            exc = cancel
+        with self._lock:
+            if self.error is None and not isinstance(exc, _Stopped):
+                self.error = exc
+            self._active -= 1
+            idle = self._active == 0
+        if idle:
+            self._complete()
+
+    def _finish(self) -> None:
+        try:
+            self.results = self.request._finish()
+        except BaseException as exc:
             self.error = exc
-        _running.run = None
-        request._complete(self)
+        self._complete()
+
+    def _complete(self) -> None:
+        self.request._complete(self)
+
+
+class _Stopped(Exception):
+    """Internal: a stage not started because another stage of the run failed."""
 
 
 def _timed(stage: Stage) -> dict[str, Any]:
@@ -127,12 +246,30 @@ def _timed(stage: Stage) -> dict[str, Any]:
         status = "FAILED"
         raise
     finally:
-        entry = {
-            "node_name": stage.name,
-            "node_type": "Stage",
-            "status": status,
-            "real_time": time.perf_counter() - wall,
-            "cpu_time": time.thread_time() - cpu,
-            "exec_type": stage.executor.name,
-        }
+        entry = _entry(stage, status, wall, cpu)
     return entry
+
+
+def timed_inline(stage: Stage) -> dict[str, Any]:
+    """Run ``stage`` inline on its executor (``infer()``) and return its profiling entry."""
+    wall, cpu = time.perf_counter(), time.thread_time()
+    status = "EXECUTED"
+    try:
+        stage.executor.run_inline(stage)
+    except BaseException:
+        status = "FAILED"
+        raise
+    finally:
+        entry = _entry(stage, status, wall, cpu)
+    return entry
+
+
+def _entry(stage: Stage, status: str, wall: float, cpu: float) -> dict[str, Any]:
+    return {
+        "node_name": stage.name,
+        "node_type": "Stage",
+        "status": status,
+        "real_time": time.perf_counter() - wall,
+        "cpu_time": time.thread_time() - cpu,
+        "exec_type": stage.executor.name,
+    }

@@ -21,11 +21,12 @@ from ..errors import RequestBusyError, RequestError
 from ..model import Port, _pick
 from .completion import await_task
 from .io import arrange_inputs, check_input
-from .pipeline import PipelineRun, _timed
+from .pipeline import PipelineRun, timed_inline
 from .results import Results
+from .stages import Stage, StageGraph
 
 if TYPE_CHECKING:
-    from ..plugins.base import CompiledModel, Stage, SyncInferRequest
+    from ..plugins.base import CompiledModel, SyncInferRequest
 
 
 class InferRequest:
@@ -34,7 +35,7 @@ class InferRequest:
     def __init__(self, compiled: CompiledModel, sync: SyncInferRequest) -> None:
         self._compiled = compiled
         self._sync = sync
-        self._stages: list[Stage] = sync.stages()
+        self._stages = sync.stages()
         self._busy = threading.Lock()
         self._results: Results | None = None
         self._current: PipelineRun | None = None  # the async run in progress
@@ -43,6 +44,20 @@ class InferRequest:
         self._callback_userdata: Any = None
         self._profile = _perf_count(compiled)
         self._timings: list[dict[str, Any]] = []
+
+    @property
+    def _stages(self) -> list[Stage]:
+        """The plugin's stages (settable: the stage graph is rebuilt)."""
+        return list(self._graph.stages)
+
+    @_stages.setter
+    def _stages(self, stages: list[Stage]) -> None:
+        self._graph = StageGraph(stages)
+
+    @property
+    def stage_graph(self) -> StageGraph:
+        """The stages one inference of this request runs (see :mod:`aioinfer.runtime.stages`)."""
+        return self._graph
 
     # -- ports and tensors -------------------------------------------------------------------
     @property
@@ -98,10 +113,10 @@ class InferRequest:
             self._prepare(inputs)
             self._profile = _perf_count(self._compiled)  # PERF_COUNT may change between runs
             if self._profile:
-                self._timings = [_timed(stage) for stage in self._stages]
+                self._timings = [timed_inline(stage) for stage in self._graph.stages]
             else:
-                for stage in self._stages:
-                    stage.fn()
+                for stage in self._graph.stages:  # a topological order
+                    stage.executor.run_inline(stage)
             return self._finish()
         finally:
             self._busy.release()
@@ -187,12 +202,21 @@ class InferRequest:
         """Whether an inference is running."""
         return self._busy.locked()
 
+    def _start_child(self, notify: Callable[[PipelineRun], None]) -> PipelineRun:
+        """Start one run with the inputs already set, for a composite request that drives
+        this one (:class:`~aioinfer.runtime.subrequest.RequestExecutor`); ``notify(run)`` is
+        called on a worker once the run has ended and this request is free again."""
+        run = self._begin(None)
+        try:
+            run.start(lambda: notify(run))
+        except BaseException:
+            self._busy.release()
+            raise
+        return run
+
     def _begin(self, inputs: Any) -> PipelineRun:
         self._acquire()
-        if not self._stages:
-            self._busy.release()
-            raise RequestError(f"{self._compiled.device}: the request has no stages")
-        run = PipelineRun(self, self._stages, inputs)
+        run = PipelineRun(self, self._graph, inputs)
         self._profile = _perf_count(self._compiled)  # PERF_COUNT may change between runs
         if self._profile:
             run.timings = []

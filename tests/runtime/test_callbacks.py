@@ -173,5 +173,5 @@ def test_worker_threads_return_to_baseline():
 
 
 class _Sleep:
-    def advance(self, pool: object) -> None:
+    def execute(self, index: int, lane: object) -> None:
         time.sleep(0.001)

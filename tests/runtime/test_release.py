@@ -110,7 +110,7 @@ def test_worker_nice_lowers_only_the_workers_priority():
         done = threading.Event()
 
         class Probe:
-            def advance(self, pool: object) -> None:
+            def execute(self, index: int, lane: object) -> None:
                 submitted.append(nice_here())
                 done.set()
 
