@@ -1,9 +1,15 @@
 """Core: finds plugins, reads models, compiles them for a device.
 
 Plugins come from three places, in this order of precedence: :meth:`Core.register_plugin`,
-the built-in devices (NUMPY, TEMPLATE), and the ``aioinfer.plugins`` entry-point group (for
-third-party packages; resolved once per process and cached). A plugin is instantiated the
-first time its device is used. ``CPU`` is an alias of ``NUMPY`` for now.
+the built-in devices (NUMPY, TEMPLATE, and the virtual HETERO), and the ``aioinfer.plugins``
+entry-point group (for third-party packages; resolved once per process and cached). A plugin is
+instantiated the first time its device is used, and gets a :class:`CoreView` of its Core (its
+``get_core()``), through which a virtual plugin queries and compiles on the devices it is built
+from. ``CPU`` is an alias of ``NUMPY`` for now.
+
+Device strings go through one parser (:func:`aioinfer.devices.parse_device`): ``NUMPY.1`` is
+device ``1`` of NUMPY (passed on as ``DEVICE_ID``), and ``HETERO:A,B`` is the HETERO plugin with
+``MULTI_DEVICE_PRIORITIES="A,B"``, as in OpenVINO.
 """
 
 from __future__ import annotations
@@ -11,10 +17,13 @@ from __future__ import annotations
 import functools
 import importlib
 import threading
+import weakref
 from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
+from . import properties as P
+from .devices import DeviceName, parse_device
 from .errors import DeviceNotFoundError, PluginLoadError
 from .model import Model, load_model
 from .plugins.base import CompiledModel, Plugin
@@ -25,6 +34,7 @@ PluginSource = Plugin | PluginFactory | str
 _BUILTIN: dict[str, str] = {
     "NUMPY": "aioinfer.plugins.numpy:NumpyPlugin",
     "TEMPLATE": "aioinfer.plugins.template:TemplatePlugin",
+    "HETERO": "aioinfer.plugins.hetero:HeteroPlugin",
 }
 _ALIASES = {"CPU": "NUMPY"}
 
@@ -54,15 +64,18 @@ class Core:
     # -- devices -----------------------------------------------------------------------------
     @property
     def available_devices(self) -> list[str]:
-        """Device names whose plugin loads and whose hardware is present."""
+        """Device names whose plugin loads and whose hardware is present (virtual devices
+        such as HETERO are not listed, as in OpenVINO; they are built over these)."""
         names = [*self._registered, *_BUILTIN, *_entry_point_plugins()]
         found = []
         for name in dict.fromkeys(names):
             try:
-                if self._plugin(name).is_available():
-                    found.append(name)
+                plugin = self._plugin(name)
             except PluginLoadError:
                 continue
+            if plugin.is_available() and not plugin.virtual:
+                ids = plugin.device_ids()
+                found.extend([f"{name}.{i}" for i in ids] if len(ids) > 1 else [name])
         aliases = [a for a, target in _ALIASES.items() if target in found]
         return sorted(aliases) + sorted(found)
 
@@ -86,7 +99,7 @@ class Core:
             self._plugins.pop(self._resolve(device_name), None)
 
     def _resolve(self, device: str) -> str:
-        name = str(device).split(".", 1)[0].upper()
+        name = parse_device(device).name
         return _ALIASES.get(name, name)
 
     def _plugin(self, device: str) -> Plugin:
@@ -123,8 +136,31 @@ class Core:
                 "aioinfer.plugins.base.Plugin",
                 device=name,
             )
+        plugin.attach_core(CoreView(self))
         return plugin
 
+    def _target(self, device: str | DeviceName, config: Mapping[str, Any] | None
+                ) -> tuple[Plugin, dict[str, Any]]:
+        """The plugin a device string names and the config it gets: a device id becomes
+        ``DEVICE_ID``, a virtual device's targets the plugin's targets property."""
+        parsed = parse_device(device)  # type: ignore[arg-type]
+        plugin = self._plugin(parsed.name)
+        merged = dict(config or {})
+        if parsed.id is not None:
+            ids = plugin.device_ids()
+            if parsed.id not in ids:
+                have = f"its devices are {', '.join(ids)}" if ids else "it has one device, no ids"
+                raise DeviceNotFoundError(f"device {str(parsed)!r} not found: {parsed.name} "
+                                          f"{have}", device=str(parsed))
+            merged[P.DEVICE_ID] = parsed.id
+        if parsed.targets:
+            key = plugin.targets_property
+            if key is None:
+                raise DeviceNotFoundError(
+                    f"device {str(parsed)!r}: {parsed.name} is not a virtual device, it takes "
+                    "no device list", device=str(parsed))
+            merged[key] = ",".join(str(t) for t in parsed.targets)
+        return plugin, merged
     # -- properties --------------------------------------------------------------------------
     def get_property(self, device: str, key: str) -> Any:
         """The value of property ``key`` of ``device``."""
@@ -155,7 +191,8 @@ class Core:
         """Compile ``model`` (a :class:`Model`, path, bytes or ModelProto) for ``device``."""
         if not isinstance(model, Model):
             model = self.read_model(model)
-        return self._plugin(device).compile_model(model, dict(config or {}))
+        plugin, merged = self._target(device, config)
+        return plugin.compile_model(model, merged)
 
     def query_model(
         self, model: Any, device: str, config: Mapping[str, Any] | None = None
@@ -163,7 +200,44 @@ class Core:
         """Node name -> device, for each node ``device`` can run."""
         if not isinstance(model, Model):
             model = self.read_model(model)
-        return self._plugin(device).query_model(model, dict(config or {}))
+        plugin, merged = self._target(device, config)
+        return plugin.query_model(model, merged)
 
     def __repr__(self) -> str:
         return f"<Core devices={self.available_devices}>"
+
+
+class CoreView:
+    """The narrow view of a :class:`Core` a plugin gets (OpenVINO's ``ICore``, returned by
+    ``Plugin.get_core()``): what a virtual device needs to build on other devices.
+
+    It holds its Core weakly (a Core owns its plugins, not the other way round).
+    """
+
+    def __init__(self, core: Core) -> None:
+        self._core = weakref.ref(core)
+
+    def _get(self) -> Core:
+        core = self._core()
+        if core is None:
+            raise PluginLoadError("the Core of this plugin has been garbage collected")
+        return core
+
+    @property
+    def available_devices(self) -> list[str]:
+        return self._get().available_devices
+
+    def get_property(self, device: str, key: str) -> Any:
+        return self._get().get_property(device, key)
+
+    def query_model(self, model: Model, device: str,
+                    config: Mapping[str, Any] | None = None) -> dict[str, str]:
+        return self._get().query_model(model, device, config)
+
+    def compile_model(self, model: Model, device: str,
+                      config: Mapping[str, Any] | None = None) -> CompiledModel:
+        return self._get().compile_model(model, device, config)
+
+    def plugin(self, device: str) -> Plugin:
+        """The plugin serving ``device`` (for its streams and data transfers)."""
+        return self._get()._plugin(device)

@@ -33,6 +33,11 @@ PERF_COUNT = "PERF_COUNT"
 ENABLE_CPU_PINNING = "ENABLE_CPU_PINNING"
 MODEL_NAME = "MODEL_NAME"
 CACHE_DIR = "CACHE_DIR"
+DEVICE_ID = "DEVICE_ID"
+DEVICE_PRIORITIES = "MULTI_DEVICE_PRIORITIES"  # OpenVINO's ov::device::priorities
+DEVICE_PROPERTIES = "DEVICE_PROPERTIES"  # {device: {key: value}} for a virtual device's targets
+AFFINITY = "AFFINITY"  # HETERO: {node name: device} overrides
+HETERO_NUMBER_OF_SUBMODELS = "HETERO_NUMBER_OF_SUBMODELS"
 
 
 class PerformanceMode(str, enum.Enum):
@@ -122,6 +127,26 @@ def precision(value: Any) -> str:
     if text not in ("f32", "f16", "bf16"):
         raise ValueError("expected f32, f16 or bf16")
     return text
+
+
+def host_cores() -> int:
+    """CPUs this process may run on."""
+    import os
+
+    if hasattr(os, "sched_getaffinity"):
+        return len(os.sched_getaffinity(0))
+    return os.cpu_count() or 1
+
+
+def resolve_streams(hint: PerformanceMode, streams: int, num_requests: int = 0) -> int:
+    """Streams from NUM_STREAMS, or from the hint when it is 0 (AUTO): LATENCY one, the
+    throughput hints one per core (at most PERFORMANCE_HINT_NUM_REQUESTS when that is set)."""
+    if streams:
+        return streams
+    if hint is PerformanceMode.LATENCY:
+        return 1
+    count = host_cores()
+    return min(count, num_requests) if num_requests else count
 
 
 class PropertySet:

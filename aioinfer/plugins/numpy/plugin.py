@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Mapping
 from typing import Any
 
 from ... import properties as P
 from ...graph.specialize import has_dynamic_inputs, with_input_shapes
 from ...model import Model
-from ...properties import Property, PropertySet
-from ...runtime.executors import Executor
+from ...properties import Property, PropertySet, resolve_streams
 from ..base import CompiledModel, Plugin, Stage, SyncInferRequest
 from .compiler import compile_graph
 from .kernels.blas_mode import lone_stream, stream_finished, stream_started
@@ -24,10 +22,6 @@ from .threads import per_stream, set_blas_threads
 # Fused kernels that cut their work over the intra-op pool (kernels/parallel.run_blocks).
 _OWN_POOL_OPS = frozenset({"FusedConv", "WinogradConv", "ChannelAffine", "MaxPool",
                            "AveragePool", "LpPool"})
-
-
-def _cores() -> int:
-    return len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
 
 
 def _specs(device: str) -> list[Property]:
@@ -51,16 +45,6 @@ def _specs(device: str) -> list[Property]:
         Property(P.OPTIMIZATION_CAPABILITIES, "what the device can do", mutable=False,
                  default=["FP32"]),
     ]
-
-
-def resolve_streams(hint: P.PerformanceMode, streams: int, num_requests: int = 0) -> int:
-    """Streams from NUM_STREAMS, or from the hint when it is 0 (AUTO)."""
-    if streams:
-        return streams
-    if hint is P.PerformanceMode.LATENCY:
-        return 1
-    count = _cores()
-    return min(count, num_requests) if num_requests else count
 
 
 class NumpyPlugin(Plugin):
@@ -122,7 +106,7 @@ class NumpyCompiledModel(CompiledModel):
             props.get(P.PERFORMANCE_HINT), props.get(P.NUM_STREAMS),
             props.get(P.PERFORMANCE_HINT_NUM_REQUESTS),
         )
-        self.executor = Executor(f"{plugin.name}:{model.name}", workers=self.streams)
+        self.executor = self.lease_executor(self.streams)
         # LATENCY: one stream using every core; THROUGHPUT: one stream per core. A stream's
         # threads split its big products (kernels/parallel.py) over single-threaded BLAS calls:
         # a spinning multi-threaded BLAS pool loses several times over on a loaded machine.

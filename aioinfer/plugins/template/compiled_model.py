@@ -21,10 +21,8 @@ from onnx.reference.op_run import OpRun
 from ... import properties as P
 from ...errors import InvalidModelError, UnsupportedOperationError
 from ...model import Model
-from ...properties import Property, PropertySet
-from ...runtime.executors import Executor
+from ...properties import Property, PropertySet, resolve_streams
 from ..base import CompiledModel
-from ..numpy.plugin import resolve_streams  # shared with NUMPY: streams from NUM_STREAMS/hint
 from . import blob
 from .config import device_specs
 from .infer_request import TemplateInferRequest
@@ -58,7 +56,7 @@ class TemplateCompiledModel(CompiledModel):
         )
         # The device executor: "infer" stages of all requests of this model share its
         # workers, so at most ``streams`` evaluations run at once.
-        self.executor = Executor(f"{plugin.name}:{model.name}", workers=self.streams)
+        self.executor = self.lease_executor(self.streams)
         self.properties = self._compiled_properties(plugin, config)
 
     def _compiled_properties(self, plugin: TemplatePlugin, config: PropertySet) -> PropertySet:
