@@ -7,7 +7,8 @@ style code keeps working::
     AioInferError
     ├── ModelError
     │   ├── InvalidModelError(ValueError)          .path
-    │   └── UnsupportedOperationError(NotImplementedError)  .node, .op_type, .device
+    │   ├── UnsupportedOperationError(NotImplementedError)  .node, .op_type, .device
+    │   └── PartitionError(ValueError)             .node, .value (cutting a model into parts)
     ├── InputError(ValueError)                     .input_name
     │   ├── MissingInputError
     │   ├── UnexpectedInputError
@@ -34,6 +35,7 @@ __all__ = [
     "ModelError",
     "InvalidModelError",
     "UnsupportedOperationError",
+    "PartitionError",
     "InputError",
     "MissingInputError",
     "UnexpectedInputError",
@@ -86,6 +88,18 @@ class UnsupportedOperationError(ModelError, NotImplementedError):
         self.node = node
         self.op_type = op_type
         self.device = device
+
+
+class PartitionError(ModelError, ValueError):
+    """A model cannot be cut as asked: a node without a device, an unknown node, or a value
+    crossing a cut whose type is not known."""
+
+    def __init__(
+        self, message: str, *, node: str | None = None, value: str | None = None
+    ) -> None:
+        super().__init__(message)
+        self.node = node
+        self.value = value
 
 
 class InputError(AioInferError, ValueError):

@@ -12,7 +12,9 @@ import numpy as np
 import onnx
 from onnx import helper
 
-from .errors import InputError, InvalidModelError
+from .errors import InputError, InvalidModelError, PartitionError
+from .graph.ir import node_reads
+from .graph.value_types import ValueTypes
 
 Dim = int | str | None  # static size, symbolic name, or unknown
 
@@ -84,6 +86,7 @@ class Model:
     def __init__(self, proto: onnx.ModelProto, *, path: str | None = None) -> None:
         self.proto = proto
         self.path = path
+        self._types: tuple[onnx.ModelProto, ValueTypes] | None = None
         _name_nodes(proto.graph)
 
     @property
@@ -159,6 +162,102 @@ class Model:
         copy.CopyFrom(self.proto)
         return Model(copy, path=self.path)
 
+    def value_type(self, name: str) -> onnx.TypeProto | None:
+        """The type of top-level value ``name``: declared (ports, ``value_info``,
+        initializers), else from ONNX shape inference of the whole model, which runs once per
+        model (again after :meth:`reshape`); ``None`` when nothing knows it."""
+        if self._types is None or self._types[0] is not self.proto:
+            graph = self.proto.graph
+            self._types = (self.proto, ValueTypes(graph, self.opsets, self.proto.functions))
+        types = self._types[1]
+        kind = types.type_of(name)
+        if kind is not None and kind.HasField("tensor_type") and not kind.tensor_type.HasField(
+            "shape"
+        ):  # declared without a shape: inference may know the rank, or more
+            inferred = types.inferred_type(name)
+            if (inferred is not None and inferred.HasField("tensor_type")
+                    and inferred.tensor_type.elem_type == kind.tensor_type.elem_type):
+                return inferred
+        return kind
+
+    def extract(
+        self, nodes: Sequence[str], inputs: Sequence[str], outputs: Sequence[str],
+        name: str | None = None,
+    ) -> Model:
+        """A sub-model of the top-level nodes named ``nodes`` (kept in model order, with their
+        names), reading ``inputs`` and producing ``outputs`` as typed graph inputs and outputs.
+
+        The sub-model holds the initializers the nodes and their subgraph bodies read, the
+        model's opset imports, local functions and IR version. Raises
+        :class:`~aioinfer.errors.PartitionError` for an unknown node, a value the nodes read
+        that is neither produced by them, nor listed in ``inputs``, nor an initializer, an
+        output they do not produce, or an input or output whose type is not known (an unknown
+        shape is fine: the port is dynamic).
+        """
+        graph = self.proto.graph
+        by_name = {n.name: n for n in graph.node}
+        for node_name in nodes:
+            if node_name not in by_name:
+                raise PartitionError(f"extract: the model has no node {node_name!r}",
+                                     node=node_name)
+        chosen = set(nodes)
+        picked = [n for n in graph.node if n.name in chosen]
+        initializers = {t.name: t for t in graph.initializer}
+        sparse = {t.values.name: t for t in graph.sparse_initializer}
+        given = set(inputs)
+        produced: set[str] = set()
+        read: dict[str, None] = {}
+        for node in picked:
+            for value in node_reads(node):
+                if not value or value in produced or value in given:
+                    continue
+                if value not in initializers and value not in sparse:
+                    raise PartitionError(
+                        f"extract: node {node.name!r} reads {value!r}, which is not an input of "
+                        "the sub-model, an initializer, or made by an earlier node in it",
+                        node=node.name, value=value,
+                    )
+                read[value] = None
+            produced.update(o for o in node.output if o)
+        for value in outputs:
+            if value not in produced:
+                raise PartitionError(
+                    f"extract: output {value!r} is not made by any of the nodes", value=value
+                )
+        values = dict.fromkeys((*inputs, *outputs))
+        info = {v.name: v for v in graph.value_info if v.name in produced and v.name not in values}
+        defaults = [i for i in graph.input if i.name in read]  # initializers listed as inputs
+        sub = helper.make_graph(
+            [_copy(n) for n in picked], name or f"{graph.name}_part",
+            [*(self._typed(v, "input") for v in inputs), *defaults],
+            [self._typed(v, "output") for v in outputs],
+            initializer=[initializers[v] for v in read if v in initializers],
+            sparse_initializer=[sparse[v] for v in read if v in sparse],
+            value_info=list(info.values()),
+        )
+        proto = helper.make_model(sub, opset_imports=list(self.proto.opset_import),
+                                  functions=list(self.proto.functions))
+        proto.ir_version = self.proto.ir_version
+        proto.producer_name = self.proto.producer_name
+        proto.producer_version = self.proto.producer_version
+        proto.domain = self.proto.domain
+        proto.model_version = self.proto.model_version
+        return Model(proto, path=self.path)
+
+    def _typed(self, value: str, what: str) -> onnx.ValueInfoProto:
+        kind = self.value_type(value)
+        if kind is None or not kind.WhichOneof("value") or (
+            kind.HasField("tensor_type") and not kind.tensor_type.elem_type
+        ):
+            raise PartitionError(
+                f"extract: the type of {what} {value!r} is not known (declare it in the "
+                "model's value_info)", value=value,
+            )
+        out = onnx.ValueInfoProto()
+        out.name = value
+        out.type.CopyFrom(kind)
+        return out
+
     def __repr__(self) -> str:
         return f"<Model {self.name!r} inputs={self.inputs} outputs={self.outputs}>"
 
@@ -189,6 +288,12 @@ def _name_nodes(graph: onnx.GraphProto) -> None:
                 name, k = f"{base}_{k}", k + 1
             node.name = name
         seen.add(node.name)
+
+
+def _copy(node: onnx.NodeProto) -> onnx.NodeProto:
+    out = onnx.NodeProto()
+    out.CopyFrom(node)
+    return out
 
 
 def graph_view(graph: onnx.GraphProto) -> nx.DiGraph:

@@ -1,5 +1,6 @@
 """Device-neutral ONNX graph utilities: reading nodes and subgraphs (:mod:`.ir`), value types
-(:mod:`.value_types`), input-shape specialisation (:mod:`.specialize`).
+(:mod:`.value_types`), input-shape specialisation (:mod:`.specialize`), and cutting a model
+into acyclic device subgraphs (:mod:`.partition`, imported on its own).
 
 Nothing here imports a plugin; a device's own graph passes live with its plugin (NUMPY's in
 :mod:`aioinfer.plugins.numpy.passes`).

@@ -60,6 +60,12 @@ class ValueTypes:
             self._inferred = self._infer()
         return self._inferred.get(name)
 
+    def inferred_type(self, name: str) -> TypeProto | None:
+        """The type ONNX shape inference gives ``name`` (running it if it has not run)."""
+        if self._inferred is None:
+            self._inferred = self._infer()
+        return self._inferred.get(name)
+
     def static_shape(self, name: str) -> tuple[int, ...] | None:
         """The shape of ``name`` if every dimension of it is a known number, else ``None``."""
         kind = self.type_of(name)
