@@ -79,6 +79,8 @@ def _single(part: str, text: str) -> DeviceName:
 def _split_targets(rest: str, text: str) -> list[str]:
     """Split at top-level commas (a nested ``HETERO:A,B`` would need brackets; OpenVINO does
     not nest device lists either)."""
+    if not rest.strip():
+        return []
     parts = [part.strip() for part in rest.split(",")]
     if any(not part for part in parts):
         raise DeviceNotFoundError(f"device {text!r}: empty device name in the list", device=text)

@@ -8,7 +8,8 @@ style code keeps working::
     ├── ModelError
     │   ├── InvalidModelError(ValueError)          .path
     │   ├── UnsupportedOperationError(NotImplementedError)  .node, .op_type, .device
-    │   └── PartitionError(ValueError)             .node, .value (cutting a model into parts)
+    │   ├── PartitionError(ValueError)             .node, .value (cutting a model into parts)
+    │   └── SubgraphCompileError                   .device, .subgraph (HETERO compile)
     ├── InputError(ValueError)                     .input_name
     │   ├── MissingInputError
     │   ├── UnexpectedInputError
@@ -35,6 +36,7 @@ __all__ = [
     "ModelError",
     "InvalidModelError",
     "UnsupportedOperationError",
+    "SubgraphCompileError",
     "PartitionError",
     "InputError",
     "MissingInputError",
@@ -100,6 +102,17 @@ class PartitionError(ModelError, ValueError):
         super().__init__(message)
         self.node = node
         self.value = value
+
+
+class SubgraphCompileError(ModelError):
+    """A device failed to compile its subgraph of a model split over several devices
+    (HETERO); the cause is chained. ``.device`` compiled subgraph ``.subgraph``."""
+
+    def __init__(self, message: str, *, device: str | None = None,
+                 subgraph: int | None = None) -> None:
+        super().__init__(message)
+        self.device = device
+        self.subgraph = subgraph
 
 
 class InputError(AioInferError, ValueError):

@@ -8,7 +8,7 @@ import aioinfer
 from aioinfer.errors import PluginLoadError
 from aioinfer.testing.behaviour import PluginBehaviour, checks
 
-_CANDIDATES = ["NUMPY", "TEMPLATE"]
+_CANDIDATES = ["NUMPY", "TEMPLATE", "HETERO:NUMPY,TEMPLATE", "HETERO:TEMPLATE,NUMPY"]
 
 
 def _devices() -> list[object]:

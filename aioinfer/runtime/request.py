@@ -264,7 +264,9 @@ class InferRequest:
 
     def _prepare(self, inputs: Any) -> None:
         if inputs is None:
-            missing = [p.name for p in self.inputs if self._sync.inputs[p.index] is None]
+            # An empty optional is None too, and a valid value of an optional input.
+            missing = [p.name for p in self.inputs
+                       if self._sync.inputs[p.index] is None and p.kind != "optional"]
             if missing:
                 from ..errors import MissingInputError
 

@@ -35,7 +35,9 @@ class StageExecutor(Protocol):
     is ``L`` (``None``: never inline, always :meth:`submit`)."""
 
     name: str
-    lane: object | None
+
+    @property
+    def lane(self) -> object | None: ...
 
     def submit(self, run: PipelineRun, index: int) -> None:
         """Start stage ``index`` of ``run`` (``run.execute(index, lane)`` on a worker, or a

@@ -20,12 +20,17 @@ _IMAGE_CASES = [f"test_image_decoder_decode_{fmt}" for fmt in (
 
 NUMPY: dict[str, str] = {}
 
+# HETERO over NUMPY and TEMPLATE: what neither device runs (here: only without Pillow).
+HETERO: dict[str, str] = {}
+
 # ImageDecoder needs JPEG/PNG/TIFF/WebP/JPEG2000 codecs: both devices decode with Pillow, an
 # optional dependency (the `image` and `test` extras); without it the node is unsupported.
 if importlib.util.find_spec("PIL") is None:
-    for _device in (TEMPLATE, NUMPY):
+    for _device in (TEMPLATE, NUMPY, HETERO):
         _device.update(dict.fromkeys(
             _IMAGE_CASES, "ImageDecoder: decodes with Pillow, which is not installed (the "
             "device reports the node unsupported)"))
 
-EXPECTED_FAILURES: dict[str, dict[str, str]] = {"TEMPLATE": TEMPLATE, "NUMPY": NUMPY}
+EXPECTED_FAILURES: dict[str, dict[str, str]] = {
+    "TEMPLATE": TEMPLATE, "NUMPY": NUMPY, "HETERO:NUMPY,TEMPLATE": HETERO,
+}

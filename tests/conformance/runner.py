@@ -10,7 +10,7 @@ import numpy as np
 
 from aioinfer.testing.conformance import as_numpy, backend_runner, check_case
 
-DEVICES = ("TEMPLATE", "NUMPY")
+DEVICES = ("TEMPLATE", "NUMPY", "HETERO:NUMPY,TEMPLATE")
 
 # Random operators: their expected output is one np.random draw, and the spec does not fix
 # the generator even with a seed, so only what the spec does fix is checked.
@@ -39,3 +39,23 @@ def check_random_case(case: Any, device: str) -> None:
             assert got.dtype == want.dtype, f"dtype {got.dtype} != expected {want.dtype}"
             assert got.shape == want.shape, f"shape {got.shape} != expected {want.shape}"
             assert np.isin(got, [0, 1]).all(), f"values other than 0 and 1: {np.unique(got)}"
+
+
+def run_case_split(case: Any) -> None:
+    """``case`` on HETERO with its nodes alternately on NUMPY and TEMPLATE."""
+    import aioinfer
+
+    core = aioinfer.Core()
+
+    def run(model: Any, inputs: Any) -> list[Any]:
+        read = core.read_model(model)
+        affinity = {node.name: ("NUMPY", "TEMPLATE")[k % 2]
+                    for k, node in enumerate(read.proto.graph.node)}
+        with core.compile_model(read, "HETERO:NUMPY,TEMPLATE", {"AFFINITY": affinity}) as c:
+            assert c.get_property("HETERO_NUMBER_OF_SUBMODELS") > 1
+            results = c(list(inputs))
+            return [results[k] for k in range(len(c.outputs))]
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)
+        check_case(case, run)

@@ -15,7 +15,7 @@ import pytest
 from aioinfer.testing.conformance import node_cases
 
 from .expected_failures import EXPECTED_FAILURES
-from .runner import DEVICES, run_case
+from .runner import DEVICES, run_case, run_case_split
 
 
 def _params() -> list[Any]:
@@ -43,3 +43,15 @@ def test_expected_failures_name_real_cases() -> None:
         assert not stale, f"{device}: expected failures for cases onnx no longer has: {stale}"
         empty = sorted(name for name, reason in known.items() if not reason.strip())
         assert not empty, f"{device}: expected failures without a reason: {empty}"
+
+
+def _multi_node_cases() -> list[Any]:
+    return [pytest.param(case, id=case.name) for case in node_cases()
+            if len(case.model.graph.node) > 1 and not case.name.startswith("test_bernoulli")]
+
+
+@pytest.mark.parametrize("case", _multi_node_cases())
+def test_node_case_split_over_two_devices(case: Any) -> None:
+    """Every case with more than one node, its nodes alternately on NUMPY and TEMPLATE
+    (HETERO's AFFINITY): a transfer between every pair of neighbours, same results."""
+    run_case_split(case)
