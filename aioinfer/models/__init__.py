@@ -23,7 +23,9 @@ from .cnn import cnn
 from .gpt2 import gpt2_like
 from .inputs import example_inputs, example_shapes
 from .mlp import mlp
+from .mobilenet import mobilenet_v2
 from .qdq import qdq
+from .vit import vit_like
 
 
 def cnn_qdq(**kw: Any) -> onnx.ModelProto:
@@ -41,6 +43,8 @@ MODELS: dict[str, Callable[..., onnx.ModelProto]] = {
     "mlp": mlp,
     "bert": bert_like,
     "gpt2": gpt2_like,
+    "mobilenet_v2": mobilenet_v2,
+    "vit": vit_like,
     "cnn-qdq": cnn_qdq,
     "bert-qdq": bert_qdq,
 }
@@ -56,5 +60,5 @@ def get(name: str, **kw: Any) -> onnx.ModelProto:
     return builder(**kw)
 
 
-__all__ = ["MODELS", "get", "cnn", "mlp", "bert_like", "gpt2_like", "qdq", "cnn_qdq",
-           "bert_qdq", "example_inputs", "example_shapes"]
+__all__ = ["MODELS", "get", "cnn", "mlp", "bert_like", "gpt2_like", "mobilenet_v2", "vit_like",
+           "qdq", "cnn_qdq", "bert_qdq", "example_inputs", "example_shapes"]

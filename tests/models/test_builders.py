@@ -23,6 +23,14 @@ CASES: dict[str, Callable[[], onnx.ModelProto]] = {
     "bert-opset18": lambda: models.bert_like(opset=18, gelu="tanh", seq=16),
     "gpt2": lambda: models.gpt2_like(batch=2, seq=8, past=16),
     "gpt2-no-past": lambda: models.gpt2_like(seq=16, past=0, layer_norm="decomposed"),
+    "gpt2-step": lambda: models.gpt2_like(seq=1, past=31),
+    "mobilenet_v2": lambda: models.mobilenet_v2(image_size=64, width_mult=0.5),
+    "mobilenet_v2-dynamic-batch": lambda: models.mobilenet_v2(batch="N", image_size=32,
+                                                              width_mult=0.35, num_classes=10),
+    "vit": lambda: models.vit_like(image_size=32, patch=8, hidden=64, heads=4, layers=2),
+    "vit-fused-opset20": lambda: models.vit_like(image_size=32, patch=8, hidden=32, heads=2,
+                                                 layers=1, layer_norm="fused", gelu="fused",
+                                                 opset=20),
     "cnn-qdq": lambda: models.qdq(models.cnn(image_size=64)),
     "bert-qdq": lambda: models.qdq(models.bert_like(seq=16)),
 }
@@ -191,3 +199,26 @@ def test_example_inputs_need_a_shape_for_dynamic_dims() -> None:
     with pytest.raises(ValueError, match="'input' has a dynamic shape"):
         models.example_inputs(model)
     assert models.example_inputs(model, shapes={"input": [3, 3, 32, 32]})["input"].shape[0] == 3
+
+
+def test_mobilenet_v2_has_torchvision_structure() -> None:
+    model = models.mobilenet_v2()
+    convs = [n for n in model.graph.node if n.op_type == "Conv"]
+    depthwise = [n for n in convs if next(a.i for a in n.attribute if a.name == "group") > 1]
+    assert len(convs) == 52 and len(depthwise) == 17
+    assert sum(n.op_type == "Add" for n in model.graph.node) == 10  # the residual blocks
+    assert {n.op_type for n in model.graph.node} == {"Conv", "Clip", "Add", "GlobalAveragePool",
+                                                     "Flatten", "Gemm", "Identity"}
+    params = sum(int(np.prod(t.dims)) for t in model.graph.initializer)
+    assert 3.4e6 < params < 3.6e6  # torchvision's mobilenet_v2: 3.50M
+
+
+def test_vit_tokens_and_heads() -> None:
+    model = build("vit")
+    ops = {n.op_type for n in model.graph.node}
+    assert {"Conv", "Reshape", "Transpose", "Expand", "Concat", "Softmax", "Erf", "Gather",
+            "Gemm"} <= ops and "Where" not in ops
+    feeds = models.example_inputs(model)
+    assert feeds["pixel_values"].shape == (1, 3, 32, 32)
+    with pytest.raises(ValueError, match="multiple of patch"):
+        models.vit_like(image_size=30, patch=8)
