@@ -9,6 +9,7 @@ import onnx
 from onnx import helper
 
 from aioinfer.plugins.numpy.compiler import compile_graph
+from aioinfer.plugins.numpy.kernels import jit
 from aioinfer.plugins.numpy.plan import Plan
 
 
@@ -49,8 +50,10 @@ def one_node_model(op: str, inputs: dict, n_out: int = 1, opset: int = 21,
 
 
 def compile_model(model: onnx.ModelProto) -> Plan:
+    """The model's plan, with the compiled tier's kernels unless ``AIOINFER_JIT=0`` (the
+    ``tier`` fixture sets it) or numba is missing."""
     opsets = {o.domain: o.version for o in model.opset_import}
-    return compile_graph(model.graph, opsets, functions=model.functions)
+    return jit.specialise(compile_graph(model.graph, opsets, functions=model.functions))
 
 
 def run_ours(model: onnx.ModelProto, inputs: dict[str, np.ndarray]) -> list:

@@ -15,6 +15,8 @@ from aioinfer.plugins.numpy.kernels.elementwise import erf
 from ._ort import assert_matches_ort, make_model, run_ours
 from ._ort import one_node_model as _one
 
+pytestmark = pytest.mark.usefixtures("tier")  # NumPy's kernels and the compiled tier
+
 rng = np.random.default_rng(0)
 X = rng.standard_normal((3, 4, 5)).astype(np.float32)
 I64 = np.int64

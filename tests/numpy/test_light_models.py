@@ -15,7 +15,9 @@ import pytest
 from onnx import numpy_helper
 
 from aioinfer.plugins.numpy.compiler import compile_graph
+from aioinfer.plugins.numpy.kernels import jit
 
+pytestmark = pytest.mark.usefixtures("tier")
 LIGHT = pathlib.Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 
 MODELS = {
@@ -53,7 +55,7 @@ def test_light_model(name: str) -> None:
         for k in range(len(model.graph.output))
     ]
     opsets = {o.domain: o.version for o in model.opset_import}
-    plan = compile_graph(model.graph, opsets, functions=model.functions)
+    plan = jit.specialise(compile_graph(model.graph, opsets, functions=model.functions))
     outputs = plan.run(inputs)
     assert len(outputs) == len(expected)
     for got, want in zip(outputs, expected, strict=True):

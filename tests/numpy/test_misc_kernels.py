@@ -8,6 +8,8 @@ from onnx import helper
 
 from ._ort import assert_matches_ort, make_model, run_ort, run_ours
 
+pytestmark = pytest.mark.usefixtures("tier")  # NumPy's kernels and the compiled tier
+
 ML = {"ai.onnx.ml": 3}
 RNG = np.random.default_rng(0)
 

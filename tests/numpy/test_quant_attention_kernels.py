@@ -9,6 +9,8 @@ from onnx import helper
 
 from ._ort import make_model, run_ort, run_ours
 
+pytestmark = pytest.mark.usefixtures("tier")  # NumPy's kernels and the compiled tier
+
 rng = np.random.default_rng(7)
 
 

@@ -9,6 +9,8 @@ from onnx import TensorProto, helper
 from ._ort import assert_matches_ort, make_model, run_ours
 from ._ort import one_node_model as _one
 
+pytestmark = pytest.mark.usefixtures("tier")  # NumPy's kernels and the compiled tier
+
 rng = np.random.default_rng(0)
 X345 = rng.standard_normal((3, 4, 5)).astype(np.float32)
 I64 = np.int64

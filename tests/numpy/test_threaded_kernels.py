@@ -8,9 +8,11 @@ import numpy as np
 import pytest
 from onnx import helper
 
-from aioinfer.plugins.numpy.kernels import conv_fast, parallel, pool, winograd
+from aioinfer.plugins.numpy.kernels import conv_fast, jit, parallel, pool, winograd
 
 from .passes._util import check, model, ops
+
+pytestmark = pytest.mark.usefixtures("tier")  # NumPy's kernels and the compiled tier
 
 
 def rand(*shape: int, scale: float = 1.0) -> np.ndarray:
@@ -24,6 +26,8 @@ def threads(request: pytest.FixtureRequest, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setattr(conv_fast, "_MIN_COPY", 0)
     monkeypatch.setattr(winograd, "_MIN_TRANSFORM", 0)
     monkeypatch.setattr(pool, "_MIN_WORK", 0)
+    for kind in jit.MIN_WORK:
+        monkeypatch.setitem(jit.MIN_WORK, kind, 0)
     parallel.set_intra_threads(request.param)
     yield request.param
     parallel.set_intra_threads(1)

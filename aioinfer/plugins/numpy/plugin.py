@@ -11,6 +11,7 @@ from ...model import Model
 from ...properties import Property, PropertySet, resolve_streams
 from ..base import CompiledModel, Plugin, Stage, SyncInferRequest
 from .compiler import compile_graph
+from .kernels import jit
 from .kernels.blas_mode import lone_stream, stream_finished, stream_started
 from .kernels.parallel import set_intra_threads
 from .kernels.placement import pinned_run
@@ -42,6 +43,9 @@ def _specs(device: str) -> list[Property]:
         Property(P.ENABLE_CPU_PINNING, "hold a lone run's thread and its intra-op helpers on "
                  "different cores for the run (Linux; kernels/placement.py)",
                  validate=P.boolean, default=True),
+        Property(jit.PROPERTY, "use the compiled (numba) kernels where they apply, chosen "
+                 "once per compiled model (kernels/jit; default: numba installed and "
+                 "AIOINFER_JIT not 0)", validate=P.boolean, default=jit.default_enabled()),
         Property(P.OPTIMIZATION_CAPABILITIES, "what the device can do", mutable=False,
                  default=["FP32"]),
     ]
@@ -58,14 +62,17 @@ class NumpyPlugin(Plugin):
         props = PropertySet(_specs(self.name), self.name, **self._settable())
         props.set(config)
         graph, kw = model.proto.graph, _function_kw(model)
-        generic = compile_graph(graph, model.opsets, device=self.name, **kw)
+        compiled_tier = props.get(jit.PROPERTY)
+        generic = jit.specialise(compile_graph(graph, model.opsets, device=self.name, **kw),
+                                 compiled_tier)
         plan: Plan | ShapeSpecializedPlan = generic
         if has_dynamic_inputs(graph):
             names = generic.input_names
 
             def compile_for(shapes: tuple[tuple[int, ...], ...]) -> Plan:
                 static = with_input_shapes(graph, dict(zip(names, shapes, strict=True)))
-                return compile_graph(static, model.opsets, device=self.name, **kw)
+                return jit.specialise(compile_graph(static, model.opsets, device=self.name,
+                                                    **kw), compiled_tier)
 
             plan = ShapeSpecializedPlan(generic, compile_for)
         return NumpyCompiledModel(self, model, props, plan)

@@ -10,6 +10,7 @@ import onnxruntime as ort
 from onnx import helper, numpy_helper
 
 from aioinfer.plugins.numpy.compiler import compile_graph
+from aioinfer.plugins.numpy.kernels import jit
 from aioinfer.plugins.numpy.plan import Plan
 
 
@@ -29,8 +30,10 @@ def model(nodes: Sequence[onnx.NodeProto], inputs: dict[str, np.ndarray], output
 
 
 def plan(m: onnx.ModelProto, optimize: bool = True) -> Plan:
+    """The plan, with the compiled tier's kernels unless ``AIOINFER_JIT=0`` or numba is
+    missing (the ``tier`` fixture chooses in the kernel tests)."""
     opsets = {o.domain: o.version for o in m.opset_import}
-    return compile_graph(m.graph, opsets, optimize=optimize)
+    return jit.specialise(compile_graph(m.graph, opsets, optimize=optimize))
 
 
 def ops(p: Plan) -> list[str]:

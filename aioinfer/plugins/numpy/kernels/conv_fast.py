@@ -40,14 +40,16 @@ _GATHER_COST = 16.0  # im2col copy of one element, in multiply-adds (memory-boun
 
 def conv_forward(x, w, b, auto_pad, dilations, group, pads, strides, z=None,
                  act: Activation | None = None, shuffle: int = 0,
-                 into: np.ndarray | None = None) -> np.ndarray:
+                 into: np.ndarray | None = None, epilogue: type | None = None) -> np.ndarray:
     """Conv(x, w, b) [+ z] [-> act] into a fresh writable array of x's dtype, or into
     ``into`` (a view of the output's shape, e.g. a channel slice of a Concat's buffer).
 
     ``shuffle`` = G > 1 convolves ShuffleNet's channel shuffle of ``x`` (``shuffle_channels``),
-    shuffled in the padding copy where the convolution pads.
+    shuffled in the padding copy where the convolution pads. ``epilogue`` replaces the class
+    of the GEMM path's block epilogue (``_Epilogue``'s constructor and call signatures).
     """
-    y = _conv(x, w, b, auto_pad, dilations, group, pads, strides, z, act, shuffle, into)
+    y = _conv(x, w, b, auto_pad, dilations, group, pads, strides, z, act, shuffle, into,
+              epilogue or _Epilogue)
     if into is None or np.may_share_memory(y, into):
         return y
     np.copyto(into, y)  # a path that cannot write in place: one copy, as the Concat made
@@ -55,7 +57,7 @@ def conv_forward(x, w, b, auto_pad, dilations, group, pads, strides, z=None,
 
 
 def _conv(x, w, b, auto_pad, dilations, group, pads, strides, z, act: Activation | None,
-          shuffle: int, into: np.ndarray | None) -> np.ndarray:
+          shuffle: int, into: np.ndarray | None, epilogue: type) -> np.ndarray:
     kernel = w.shape[2:]
     if shuffle > 1 and (x.ndim < 3 or x.dtype != w.dtype or x.dtype.kind != "f"
                         or x.itemsize < 4 or not any(k > 1 for k in kernel)):
@@ -86,7 +88,7 @@ def _conv(x, w, b, auto_pad, dilations, group, pads, strides, z, act: Activation
     if z is not None and z.shape == full:
         zb, z = z.reshape(n, group, mg, positions), None  # added block by block below
     after = z is not None  # a broadcast residual: added, then activated, after the blocks
-    epi = _Epilogue(b, zb, None if after else act, group, mg, x.dtype)
+    epi = epilogue(b, zb, None if after else act, group, mg, x.dtype)
     w3 = w.reshape(group, mg, -1)
     work = float(m) * w3.shape[2] * positions * n + (_GATHER_COST * src.size if gather else 0)
     if windowed and not by_group and positions >= mg and out[0] >= 2:

@@ -100,11 +100,12 @@ def fused_layer_norm(x, scale=None, b=None, *, epsilon=1e-5):
 def fused_conv(x, w, b=None, z=None, into=None, *, auto_pad="NOTSET", dilations=None, group=1,
                kernel_shape=None, pads=None, strides=None, activation="",
                activation_alpha=0.01, clip_min=-np.inf, clip_max=np.inf, shuffle=None,
-               into_start=0):
+               into_start=0, epilogue=None):
     """Conv(x, w, b) [+ z] [-> activation]; with ``shuffle`` (the 5-D shape of an absorbed
     ``ChannelShuffle``), Conv(ChannelShuffle(x)) with the shuffle done in the padding copy.
     With ``into`` (a Concat's buffer, ``passes/concat_in_place.py``), the result is written into
-    its channels ``into_start:into_start + M`` and that view is returned."""
+    its channels ``into_start:into_start + M`` and that view is returned. ``epilogue``: the
+    class of the GEMM paths' block epilogue (``conv_fast``; the compiled tier passes its own)."""
     act = _activation(activation, activation_alpha, clip_min, clip_max)
     groups = 0
     if shuffle:
@@ -112,7 +113,7 @@ def fused_conv(x, w, b=None, z=None, into=None, *, auto_pad="NOTSET", dilations=
         x = x.reshape(n, groups * per, *rest)
     dest = None if into is None else into[:, into_start : into_start + w.shape[0]]
     return conv_forward(x, w, b, auto_pad, dilations, group, pads, strides, z, act, groups,
-                        into=dest)
+                        into=dest, epilogue=epilogue)
 
 
 @register("ChannelSplit", since=1, domain=FUSED_DOMAIN)

@@ -1,0 +1,219 @@
+"""The compiled (numba) tier: its kernels against onnxruntime on both tiers, its results
+deterministic, and how it is chosen (ENABLE_JIT, AIOINFER_JIT, numba missing)."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+from onnx import TensorProto, helper
+
+import aioinfer
+from aioinfer.plugins.numpy.kernels import jit, parallel
+
+from .passes._util import check, model, ops, plan
+
+pytestmark = pytest.mark.usefixtures("tier")
+needs_numba = pytest.mark.skipif(not jit.installed(), reason="numba is not installed")
+
+
+def rand(*shape: int, scale: float = 1.0, dtype=np.float32) -> np.ndarray:
+    rng = np.random.default_rng(sum(shape) + len(shape))
+    return (rng.standard_normal(shape) * scale).astype(dtype)
+
+
+def _act_nodes(act: str, src: str, out: str, inits: dict) -> list:
+    if act == "Relu":
+        return [helper.make_node("Relu", [src], [out])]
+    if act == "LeakyRelu":
+        return [helper.make_node("LeakyRelu", [src], [out], alpha=0.1)]
+    if act == "Clip":
+        inits["lo"], inits["hi"] = np.float32(0.0), np.float32(6.0)
+        return [helper.make_node("Clip", [src, "lo", "hi"], [out])]
+    return [helper.make_node("Identity", [src], [out])]
+
+
+DEPTHWISE = {  # x shape, kernel, multiplier, attrs
+    "3x3": ((1, 8, 10, 9), 3, 1, dict(pads=[1, 1, 1, 1])),
+    "3x3_stride2": ((2, 6, 11, 10), 3, 1, dict(pads=[1, 1, 1, 1], strides=[2, 2])),
+    "3x3_stride2_unpadded": ((1, 4, 9, 9), 3, 1, dict(strides=[2, 2])),
+    "asymmetric_pads": ((1, 5, 7, 8), 3, 1, dict(pads=[0, 1, 2, 0])),
+    "5x5_same_upper": ((1, 6, 9, 7), 5, 1, dict(auto_pad="SAME_UPPER")),
+    "5x5_stride2_same_lower": ((1, 3, 12, 13), 5, 1, dict(auto_pad="SAME_LOWER",
+                                                          strides=[2, 2])),
+    "multiplier": ((1, 4, 6, 6), 3, 2, dict(pads=[1, 1, 1, 1])),
+    "1x7": ((1, 4, 8, 12), (1, 7), 1, dict(pads=[0, 3, 0, 3])),
+    "tiny": ((1, 3, 2, 2), 3, 1, dict(pads=[1, 1, 1, 1])),
+}
+
+
+@pytest.mark.parametrize("act", ["", "Relu", "Clip", "LeakyRelu"])
+@pytest.mark.parametrize("case", sorted(DEPTHWISE))
+def test_depthwise_conv_with_epilogue(case: str, act: str) -> None:
+    xs, k, mult, attrs = DEPTHWISE[case]
+    kh, kw = (k, k) if isinstance(k, int) else k
+    c = xs[1]
+    x, w, b = rand(*xs), rand(c * mult, 1, kh, kw, scale=0.3), rand(c * mult)
+    inits = {"w": w, "b": b}
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], group=c, **attrs),
+             *_act_nodes(act, "c", "y", inits)]
+    p = check(model(nodes, {"x": x}, ["y"], inits), {"x": x}, rtol=1e-5, atol=1e-5)
+    assert ops(p)[0] == "FusedConv" and len([o for o in ops(p) if o != "Identity"]) == 1
+
+
+@pytest.mark.parametrize("stride", [1, 2])
+def test_depthwise_conv_with_residual(stride: int) -> None:
+    x, w, b = rand(2, 8, 9, 9), rand(8, 1, 3, 3), rand(8)
+    out = (9 + 2 - 3) // stride + 1
+    r = rand(2, 8, out, out)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], group=8, pads=[1] * 4,
+                              strides=[stride] * 2),
+             helper.make_node("Add", ["c", "r"], ["s"]), helper.make_node("Relu", ["s"], ["y"])]
+    inputs = {"x": x, "r": r}
+    p = check(model(nodes, inputs, ["y"], {"w": w, "b": b}), inputs)
+    assert ops(p) == ["FusedConv"]
+
+
+def test_depthwise_conv_without_bias_in_float64() -> None:
+    x, w = rand(1, 5, 7, 7, dtype=np.float64), rand(5, 1, 3, 3, dtype=np.float64)
+    nodes = [helper.make_node("Conv", ["x", "w"], ["c"], group=5, pads=[1] * 4),
+             helper.make_node("Relu", ["c"], ["y"])]
+    m = model(nodes, {"x": x}, ["y"], {"w": w})  # onnxruntime has no float64 Conv
+    got, want = plan(m).run([x])[0], plan(m, optimize=False).run([x])[0]
+    assert got.dtype == np.float64
+    np.testing.assert_allclose(got, want, rtol=1e-12, atol=1e-12)
+
+
+def test_shuffled_depthwise_conv() -> None:
+    """ShuffleNet: Reshape/Transpose/Reshape then a depthwise conv, the shuffle absorbed."""
+    g, c = 3, 12
+    x, w, b = rand(1, c, 8, 8), rand(c, 1, 3, 3), rand(c)
+    inits = {"w": w, "b": b, "s5": np.array([1, g, c // g, 8, 8], np.int64),
+             "s4": np.array([1, c, 8, 8], np.int64)}
+    nodes = [helper.make_node("Reshape", ["x", "s5"], ["r5"]),
+             helper.make_node("Transpose", ["r5"], ["t5"], perm=[0, 2, 1, 3, 4]),
+             helper.make_node("Reshape", ["t5", "s4"], ["sh"]),
+             helper.make_node("Conv", ["sh", "w", "b"], ["y"], group=c, pads=[1] * 4,
+                              strides=[2, 2])]
+    p = check(model(nodes, {"x": x}, ["y"], inits), {"x": x})
+    assert ops(p) == ["FusedConv"] and p.steps[0].fn.keywords["shuffle"]
+
+
+@pytest.mark.parametrize("act", ["", "Relu", "Clip", "LeakyRelu"])
+@pytest.mark.parametrize("residual", [False, True])
+@pytest.mark.parametrize("kernel,group", [(1, 1), (1, 3), (3, 1)])
+def test_gemm_conv_epilogue(kernel: int, group: int, residual: bool, act: str) -> None:
+    x, w, b = rand(2, 6, 7, 7), rand(12, 6 // group, kernel, kernel, scale=0.3), rand(12)
+    inits = {"w": w, "b": b}
+    pad = kernel // 2
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], group=group, pads=[pad] * 4)]
+    inputs = {"x": x}
+    last = "c"
+    if residual:
+        inputs["r"] = rand(2, 12, 7, 7)
+        nodes.append(helper.make_node("Add", ["c", "r"], ["s"]))
+        last = "s"
+    nodes += _act_nodes(act, last, "y", inits)
+    check(model(nodes, inputs, ["y"], inits), inputs)
+
+
+def test_conv_into_a_concat_buffer() -> None:
+    """A depthwise conv writing its channels of a Concat's buffer (concat_in_place)."""
+    x, w, b = rand(1, 4, 6, 6), rand(4, 1, 3, 3), rand(4)
+    w2, b2 = rand(3, 4, 1, 1), rand(3)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c1"], group=4, pads=[1] * 4),
+             helper.make_node("Conv", ["x", "w2", "b2"], ["c2"]),
+             helper.make_node("Concat", ["c1", "c2"], ["y"], axis=1)]
+    check(model(nodes, {"x": x}, ["y"], {"w": w, "b": b, "w2": w2, "b2": b2}), {"x": x})
+
+
+def _mobile_block() -> tuple:
+    x = rand(1, 16, 14, 14)
+    inits = {"w1": rand(48, 16, 1, 1, scale=0.3), "b1": rand(48), "w2": rand(48, 1, 3, 3),
+             "b2": rand(48), "w3": rand(16, 48, 1, 1, scale=0.2), "b3": rand(16),
+             "lo": np.float32(0), "hi": np.float32(6)}
+    nodes = [helper.make_node("Conv", ["x", "w1", "b1"], ["e"]),
+             helper.make_node("Clip", ["e", "lo", "hi"], ["e6"]),
+             helper.make_node("Conv", ["e6", "w2", "b2"], ["d"], group=48, pads=[1] * 4),
+             helper.make_node("Clip", ["d", "lo", "hi"], ["d6"]),
+             helper.make_node("Conv", ["d6", "w3", "b3"], ["p"]),
+             helper.make_node("Add", ["x", "p"], ["y"])]
+    return model(nodes, {"x": x}, ["y"], inits), {"x": x}
+
+
+def test_inverted_residual_block_is_deterministic() -> None:
+    """One plan gives bit-identical results run after run, with 1 or 2 intra-op threads."""
+    m, inputs = _mobile_block()
+    p = check(m, inputs)
+    first = p.run(list(inputs.values()))[0]
+    try:
+        for threads in (1, 2, 1, 2):
+            parallel.set_intra_threads(threads)
+            assert np.array_equal(p.run(list(inputs.values()))[0], first)
+    finally:
+        parallel.set_intra_threads(1)
+
+
+def test_env_turns_the_tier_off(monkeypatch: pytest.MonkeyPatch) -> None:
+    m, _ = _mobile_block()
+    monkeypatch.setenv(jit.ENV, "0")
+    assert plan(m).jit_steps == 0
+    assert not jit.env_allows()
+
+
+@needs_numba
+def test_variants_keep_the_steps_attributes(monkeypatch: pytest.MonkeyPatch) -> None:
+    m, _ = _mobile_block()
+    monkeypatch.setenv(jit.ENV, "1")
+    p = plan(m)
+    assert p.jit_steps == 3
+    assert all(jit.kernel_name(s.fn).startswith(jit.__name__) for s in p.steps)
+    assert p.steps[1].fn.keywords["group"] == 48
+
+
+@needs_numba
+@pytest.mark.parametrize("enable", [True, False])
+def test_enable_jit_property_is_chosen_per_compiled_model(enable: bool,
+                                                          monkeypatch: pytest.MonkeyPatch
+                                                          ) -> None:
+    monkeypatch.setenv(jit.ENV, "1")
+    m, inputs = _mobile_block()
+    del m.graph.output[:]  # typed, for the Core's model checks
+    m.graph.output.append(helper.make_tensor_value_info("y", TensorProto.FLOAT, [1, 16, 14, 14]))
+    compiled = aioinfer.Core().compile_model(m, "NUMPY", {jit.PROPERTY: enable})
+    assert compiled.get_property(jit.PROPERTY) is enable
+    assert (compiled.plan.jit_steps > 0) is enable
+    got = compiled.create_infer_request().infer(inputs)
+    want = plan(m).run(list(inputs.values()))[0]
+    np.testing.assert_allclose(np.asarray(got[0]), want, rtol=1e-5, atol=1e-5)
+
+
+def test_numba_that_fails_to_load_leaves_the_numpy_kernels(monkeypatch: pytest.MonkeyPatch
+                                                           ) -> None:
+    monkeypatch.setenv(jit.ENV, "1")
+    monkeypatch.setattr(jit, "_modules", {})
+    monkeypatch.setattr(jit, "_failure", [])
+    monkeypatch.setitem(jit.VARIANTS, "aioinfer.plugins.numpy.kernels.fused.fused_conv",
+                        ("no_such_module", "fused_conv"))
+    m, inputs = _mobile_block()
+    with pytest.warns(RuntimeWarning, match="compiled .* tier is off"):
+        p = plan(m)
+    assert p.jit_steps == 0
+    assert jit.status()["failure"]
+    check(m, inputs)
+
+
+@needs_numba
+def test_kernel_cache_is_per_user(monkeypatch: pytest.MonkeyPatch, tmp_path) -> None:
+    from aioinfer.plugins.numpy.kernels.jit import _numba
+
+    monkeypatch.setattr(_numba.config, "CACHE_DIR", "")
+    monkeypatch.setenv("AIOINFER_CACHE_DIR", str(tmp_path))
+    assert _numba.cache_dir() == tmp_path / "numba"
+    monkeypatch.delenv("AIOINFER_CACHE_DIR")
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "xdg"))
+    assert _numba.cache_dir() == tmp_path / "xdg" / "aioinfer" / "numba"
+    from aioinfer.plugins.numpy.kernels.jit import conv
+
+    locator = _numba._Locator.from_function(conv.depthwise2d.py_func, conv.__file__)
+    assert locator is not None and str(tmp_path / "xdg") in locator.get_cache_path()
+    assert _numba._Locator.from_function(rand, __file__) is None  # not one of our kernels
