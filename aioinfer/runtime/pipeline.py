@@ -26,6 +26,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import RequestCancelledError
+from .executors import HOST
 
 if TYPE_CHECKING:
     from .request import InferRequest
@@ -34,6 +35,7 @@ if TYPE_CHECKING:
 
 
 _running = threading.local()
+_hooks_lock = threading.Lock()  # cancel hooks are rare (deferred stages): one lock for all
 
 
 def current_run() -> PipelineRun | None:
@@ -52,11 +54,15 @@ def _cancelled() -> RequestCancelledError:
 
 
 class PipelineRun:
-    """The state of one ``start_async``/``infer_async`` of an :class:`InferRequest`."""
+    """The state of one ``start_async``/``infer_async`` of an :class:`InferRequest`.
+
+    Made with :func:`new_run`: a :class:`ChainRun` for a chain of stages (one stage runs at a
+    time: nothing to count, the fast path), a :class:`GraphRun` otherwise.
+    """
 
     __slots__ = (
         "request", "graph", "inputs", "cancelled", "error", "results", "notify", "timings",
-        "event", "userdata", "_pending", "_done", "_active", "_lock", "_hooks", "_started",
+        "event", "userdata", "_hooks", "_started",
     )
 
     def __init__(self, request: InferRequest, graph: StageGraph, inputs: Any) -> None:
@@ -70,10 +76,6 @@ class PipelineRun:
         self.timings: list[dict[str, Any]] | None = None
         self.event: Any = None  # threading.Event for wait(), made by start_async only
         self.userdata: Any = None
-        self._pending = list(graph.npred)
-        self._done = 0
-        self._active = 0  # stages started and not ended (the prepare step counts as one)
-        self._lock = threading.Lock()
         self._hooks: list[Callable[[], None]] | None = None
         self._started: dict[int, tuple[float, float]] | None = None  # deferred stages' clocks
 
@@ -81,14 +83,11 @@ class PipelineRun:
     def start(self, notify: Callable[[], None]) -> None:
         """Hand the run to a worker (inputs are checked there); ``notify`` is called on a
         worker when the run has ended."""
-        from .executors import HOST
-
         self.notify = notify
-        first = self.graph.stages[self.graph.roots[0]].executor
-        self._active = 1
+        first = self.graph.entry
         try:
             # The prepare step needs a thread of ours: the first stage's worker, else HOST's.
-            (first if first.lane is not None else HOST).submit(self, -1)
+            (first if first is not None else HOST).submit(self, -1)
         except BaseException:
             self.notify = None
             raise
@@ -96,7 +95,7 @@ class PipelineRun:
     def cancel(self) -> None:
         """Ask the run to stop before its next stage; its results will be dropped."""
         self.cancelled = True
-        with self._lock:
+        with _hooks_lock:
             hooks, self._hooks = self._hooks, None
         for hook in hooks or ():
             hook()
@@ -104,7 +103,7 @@ class PipelineRun:
     def on_cancel(self, hook: Callable[[], None]) -> None:
         """Call ``hook`` when the run is cancelled (at once if it already is): how a deferred
         stage passes a cancellation on to the work it waits for."""
-        with self._lock:
+        with _hooks_lock:
             if not self.cancelled:
                 if self._hooks is None:
                     self._hooks = []
@@ -115,6 +114,120 @@ class PipelineRun:
     def execute(self, index: int, lane: object | None) -> None:
         """Run stage ``index`` (``-1``: the input check) on this thread, then every following
         ready stage whose executor has this ``lane``; submit the others."""
+        raise NotImplementedError
+
+    def stop_reason(self) -> BaseException | None:
+        """Why a stage must not start now (the run was cancelled or another stage failed),
+        or ``None``. Deferred executors check it before they start their work."""
+        if self.cancelled:
+            return _cancelled()
+        return _Stopped() if self.error is not None else None
+
+    def defer(self, index: int) -> None:
+        """Note that stage ``index`` has started and will end with :meth:`resume` (its
+        executor calls that from whichever thread completes the work)."""
+        if self.timings is not None:
+            if self._started is None:
+                self._started = {}
+            self._started[index] = (time.perf_counter(), time.thread_time())
+
+    def resume(self, index: int, error: BaseException | None = None) -> None:
+        """Stage ``index``, started by :meth:`defer`, has ended (on any thread)."""
+        if self.timings is not None and self._started is not None:
+            wall, cpu = self._started.pop(index, (time.perf_counter(), time.thread_time()))
+            self.timings.append(_entry(self.graph.stages[index], "FAILED" if error else
+                                       "EXECUTED", wall, cpu))
+        self._resumed(index, error)
+
+    def _resumed(self, index: int, error: BaseException | None) -> None:
+        raise NotImplementedError
+
+    # -- ending ------------------------------------------------------------------------------
+    def _as_cancelled(self, exc: BaseException) -> BaseException:
+        if self.cancelled and not isinstance(exc, RequestCancelledError):
+            # A stage stopped by the cancellation may surface it wrapped (a plan run by a
+            # kernel of another plan): report the cancellation, keep the chain.
+            cancel = _cancelled()
+            cancel.__cause__ = exc
+            return cancel
+        return exc
+
+    def _finish(self) -> None:
+        try:
+            self.results = self.request._finish()
+        except BaseException as exc:
+            self.error = exc
+        self.request._complete(self)
+
+
+class ChainRun(PipelineRun):
+    """A run of a chain: stages on one worker while they share its lane, then a hand-over."""
+
+    __slots__ = ()
+
+    def execute(self, index: int, lane: object | None) -> None:
+        stages = self.graph.stages
+        _running.run = self
+        try:
+            if index < 0:
+                if self.cancelled:
+                    raise _cancelled()
+                self.request._prepare(self.inputs)
+                self.inputs = None
+                index = 0
+                if stages[0].executor.lane is not lane or lane is None:
+                    _running.run = None
+                    stages[0].executor.submit(self, 0)
+                    return
+            while True:
+                if self.cancelled:
+                    raise _cancelled()
+                if self.timings is None:
+                    stages[index].fn()
+                else:
+                    self.timings.append(_timed(stages[index]))
+                index += 1
+                if index == len(stages):
+                    self.results = self.request._finish()
+                    break
+                following = stages[index].executor
+                if following.lane is not lane or lane is None:
+                    _running.run = None
+                    following.submit(self, index)
+                    return
+        except BaseException as exc:  # delivered to whoever waits for the run
+            self.error = self._as_cancelled(exc)
+        _running.run = None
+        self.request._complete(self)
+
+    def _resumed(self, index: int, error: BaseException | None) -> None:
+        if error is None:
+            if index + 1 == len(self.graph.stages):
+                self._finish()
+                return
+            try:
+                self.graph.stages[index + 1].executor.submit(self, index + 1)
+                return
+            except BaseException as exc:  # a closed executor
+                error = exc
+        self.error = self._as_cancelled(error)
+        self.request._complete(self)
+
+
+class GraphRun(PipelineRun):
+    """A run of a stage DAG: pending predecessors are counted and ready stages submitted;
+    after an error nothing new starts and the run ends with the last running stage."""
+
+    __slots__ = ("_pending", "_done", "_active", "_lock")
+
+    def __init__(self, request: InferRequest, graph: StageGraph, inputs: Any) -> None:
+        super().__init__(request, graph, inputs)
+        self._pending = list(graph.npred)
+        self._done = 0
+        self._active = 1  # stages started and not ended; the input check counts as one
+        self._lock = threading.Lock()
+
+    def execute(self, index: int, lane: object | None) -> None:
         stages = self.graph.stages
         _running.run = self
         while True:
@@ -137,34 +250,13 @@ class PipelineRun:
                 _running.run = None
                 return
 
-    def stop_reason(self) -> BaseException | None:
-        """Why a stage must not start now (the run was cancelled or another stage failed),
-        or ``None``. Deferred executors check it before they start their work."""
-        if self.cancelled:
-            return _cancelled()
-        return _Stopped() if self.error is not None else None
-
-    def defer(self, index: int) -> None:
-        """Note that stage ``index`` has started and will end with :meth:`resume` (for timing
-        and so that a stopped run does not start it)."""
-        if self.timings is not None:
-            if self._started is None:
-                self._started = {}
-            self._started[index] = (time.perf_counter(), time.thread_time())
-
-    def resume(self, index: int, error: BaseException | None = None) -> None:
-        """Stage ``index``, started by :meth:`defer`, has ended (on any thread)."""
-        if self.timings is not None and self._started is not None:
-            wall, cpu = self._started.pop(index, (time.perf_counter(), time.thread_time()))
-            self.timings.append(_entry(self.graph.stages[index], "FAILED" if error else
-                                       "EXECUTED", wall, cpu))
+    def _resumed(self, index: int, error: BaseException | None) -> None:
         if error is not None:
             self._ended(index, error)
             return
         following = self._advance(index, None)
         assert following < 0  # lane None: nothing runs inline
 
-    # -- bookkeeping -----------------------------------------------------------------------------
     def _advance(self, index: int, lane: object | None) -> int:
         """Stage ``index`` ended well: count it, start what became ready. Returns the stage
         to run inline on ``lane`` next, or -1."""
@@ -191,7 +283,7 @@ class PipelineRun:
             return -1
         if not ready:
             if idle:  # an error was recorded meanwhile and this was the last stage running
-                self._complete()
+                self.request._complete(self)
             return -1
         inline = -1
         stages = graph.stages
@@ -208,29 +300,19 @@ class PipelineRun:
 
     def _ended(self, index: int, exc: BaseException) -> None:
         """Stage ``index`` failed (or was not started because the run is stopping)."""
-        if self.cancelled and not isinstance(exc, RequestCancelledError):
-            # A stage stopped by the cancellation may surface it wrapped (a plan run by a
-            # kernel of another plan): report the cancellation, keep the chain.
-            cancel = _cancelled()
-            cancel.__cause__ = exc
-            exc = cancel
+        exc = self._as_cancelled(exc)
         with self._lock:
             if self.error is None and not isinstance(exc, _Stopped):
                 self.error = exc
             self._active -= 1
             idle = self._active == 0
         if idle:
-            self._complete()
+            self.request._complete(self)
 
-    def _finish(self) -> None:
-        try:
-            self.results = self.request._finish()
-        except BaseException as exc:
-            self.error = exc
-        self._complete()
 
-    def _complete(self) -> None:
-        self.request._complete(self)
+def new_run(request: InferRequest, graph: StageGraph, inputs: Any) -> PipelineRun:
+    """The run of one inference of ``request`` over its stage ``graph``."""
+    return (ChainRun if graph.linear else GraphRun)(request, graph, inputs)
 
 
 class _Stopped(Exception):

@@ -21,7 +21,7 @@ from ..errors import RequestBusyError, RequestError
 from ..model import Port, _pick
 from .completion import await_task
 from .io import arrange_inputs, check_input
-from .pipeline import PipelineRun, timed_inline
+from .pipeline import PipelineRun, new_run, timed_inline
 from .results import Results
 from .stages import Stage, StageGraph
 
@@ -216,7 +216,7 @@ class InferRequest:
 
     def _begin(self, inputs: Any) -> PipelineRun:
         self._acquire()
-        run = PipelineRun(self, self._graph, inputs)
+        run = new_run(self, self._graph, inputs)
         self._profile = _perf_count(self._compiled)  # PERF_COUNT may change between runs
         if self._profile:
             run.timings = []

@@ -62,7 +62,7 @@ class StageGraph:
     """A request's stages with their dependencies resolved to indices (built once per
     request). ``linear`` is true for a plain chain."""
 
-    __slots__ = ("stages", "preds", "succs", "npred", "roots", "linear")
+    __slots__ = ("stages", "preds", "succs", "npred", "roots", "linear", "entry")
 
     def __init__(self, stages: Sequence[Stage]) -> None:
         from ..errors import RequestError
@@ -95,6 +95,9 @@ class StageGraph:
         self.npred = tuple(len(p) for p in preds)
         self.roots = tuple(k for k, p in enumerate(preds) if not p)
         self.linear = all(p == ((k - 1,) if k else ()) for k, p in enumerate(preds))
+        first = stages[self.roots[0]].executor
+        # Where a run checks its inputs: the first stage's workers (None: it has none).
+        self.entry: StageExecutor | None = first if first.lane is not None else None
 
     def __len__(self) -> int:
         return len(self.stages)
