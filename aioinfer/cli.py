@@ -1,4 +1,4 @@
-"""The ``aioinfer`` command: ``devices``, ``benchmark`` and ``run``.
+"""The ``aioinfer`` command: ``devices``, ``benchmark``, ``run`` and ``partition``.
 
 This module only parses arguments and prints; the work is in :mod:`aioinfer.tools`.
 """
@@ -68,6 +68,41 @@ def _run(args: argparse.Namespace) -> int:
     return 0
 
 
+def _partition(args: argparse.Namespace) -> int:
+    import json
+
+    from .tools.model_source import load_model
+
+    core = Core()
+    model = load_model(core, args.model)
+    config: dict[str, object] = {}
+    if args.affinity:
+        if args.affinity.startswith("alternate:"):
+            devices = args.affinity.split(":", 1)[1].split(",")
+            config["AFFINITY"] = {node.name: devices[k % len(devices)]
+                                  for k, node in enumerate(model.proto.graph.node)}
+        else:
+            with open(args.affinity, encoding="utf-8") as f:
+                config["AFFINITY"] = json.load(f)
+    with core.compile_model(model, args.device, config) as compiled:
+        partition = getattr(compiled, "partition", None)
+        if partition is None:
+            print(f"aioinfer partition: {args.device} does not split models (use HETERO:...)",
+                  file=sys.stderr)
+            return 1
+        dot = partition.to_dot()
+        if args.output:
+            with open(args.output, "w", encoding="utf-8") as f:
+                f.write(dot)
+        else:
+            print(dot, end="")
+        subgraphs = partition.subgraphs
+        summary = ", ".join(f"#{s.index} {s.device} ({len(s.nodes)} nodes)" for s in subgraphs)
+        print(f"{len(subgraphs)} subgraphs, {len(partition.boundaries)} cut edges: {summary}",
+              file=sys.stderr)
+    return 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aioinfer", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
@@ -100,6 +135,16 @@ def _parser() -> argparse.ArgumentParser:
     run.add_argument("--input", action="append", default=[], metavar="NAME=FILE.npy",
                      help="an input from a .npy file (repeatable; others get random data)")
     run.set_defaults(handler=_run)
+
+    part = sub.add_parser("partition", help="split a model over devices and print the "
+                          "partition as Graphviz DOT (nodes coloured by device)")
+    _model_args(part)
+    part.set_defaults(device="HETERO:NUMPY,TEMPLATE")
+    part.add_argument("--affinity", metavar="FILE.json|alternate:A,B",
+                      help="pin nodes: a JSON {node: device}, or alternate:A,B to cycle the "
+                      "nodes over the devices")
+    part.add_argument("-o", dest="output", metavar="FILE.dot", help="write the DOT there")
+    part.set_defaults(handler=_partition)
     return parser
 
 

@@ -119,3 +119,17 @@ def test_benchmark_model_file_with_dynamic_batch_needs_shape(tmp_path: Path) -> 
     assert proc.returncode == 0, proc.stderr
     report = json.loads(report_path.read_text())
     assert report["input_shapes"] == {"input": [4, 32]} and report["batch"] == 4
+
+
+def test_partition_draws_the_hetero_split_as_dot(tmp_path: Path) -> None:
+    out = tmp_path / "cnn.dot"
+    proc = aioinfer("partition", "-m", SMALL_CNN, "--affinity", "alternate:NUMPY,TEMPLATE",
+                    "-o", str(out))
+    assert proc.returncode == 0, proc.stderr
+    dot = out.read_text()
+    assert dot.startswith("digraph") and 'label="#0 NUMPY"' in dot and 'label="#1 TEMPLATE"' in dot
+    assert "subgraphs" in proc.stderr and "cut edges" in proc.stderr
+    single = aioinfer("partition", "-m", SMALL_CNN)  # NUMPY runs every node: one subgraph
+    assert single.returncode == 0 and "1 subgraphs, 0 cut edges" in single.stderr
+    refused = aioinfer("partition", "-m", SMALL_CNN, "-d", "NUMPY")
+    assert refused.returncode == 1 and "does not split" in refused.stderr
