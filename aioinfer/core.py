@@ -149,9 +149,10 @@ class Core:
         if parsed.id is not None:
             ids = plugin.device_ids()
             if parsed.id not in ids:
-                have = f"its devices are {', '.join(ids)}" if ids else "it has one device, no ids"
-                raise DeviceNotFoundError(f"device {str(parsed)!r} not found: {parsed.name} "
-                                          f"{have}", device=str(parsed))
+                have = (f"{parsed.name}'s devices are {', '.join(ids)}" if ids
+                        else f"{parsed.name} has one device, no ids")
+                raise DeviceNotFoundError(f"device {str(parsed)!r} not found: {have}",
+                                          device=str(parsed))
             merged[P.DEVICE_ID] = parsed.id
         if parsed.targets:
             key = plugin.targets_property

@@ -2,10 +2,12 @@
 
 A device is one :class:`Plugin`. ``compile_model`` returns a :class:`CompiledModel`, whose
 ``create_sync_request`` makes a device-level :class:`SyncInferRequest`. A sync request does not
-run itself: it exposes its pipeline as a list of :class:`Stage` (executor, callable) pairs. The
+run itself: it exposes its work as a list of :class:`Stage` (name, executor, callable, and the
+stages it waits for: a small DAG, a chain by default; see :mod:`aioinfer.runtime.stages`). The
 public :class:`~aioinfer.runtime.request.InferRequest` runs those stages inline for ``infer()``
 and awaits them on their executors for ``infer_async()``, so a plugin author writes only
-synchronous code. See ``aioinfer/plugins/template`` for a worked example.
+synchronous code. See ``aioinfer/plugins/template`` for a worked example of a device and
+``aioinfer/plugins/hetero`` for a plugin built from other plugins (through ``get_core()``).
 """
 
 from __future__ import annotations
