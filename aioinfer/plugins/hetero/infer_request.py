@@ -23,7 +23,14 @@ from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
 from ...errors import NotSupportedError
-from ...runtime.streams import HOST_MEMORY, HOST_STREAM, HOST_TRANSFER, StreamExecutor, Transfer
+from ...runtime.streams import (
+    HOST_MEMORY,
+    HOST_STREAM,
+    HOST_TRANSFER,
+    StreamExecutor,
+    SyncStream,
+    Transfer,
+)
 from ...runtime.subrequest import RequestExecutor
 from ..base import Stage, SyncInferRequest
 
@@ -47,50 +54,51 @@ class HeteroInferRequest(SyncInferRequest):
 
     def stages(self) -> list[Stage]:
         cut = self.compiled.partition
-        # The subgraphs' own plugins (a compiled model keeps its plugin; the Core may be gone).
+        # The subgraphs' own plugins (a compiled model keeps its plugin; the Core may be gone),
+        # and one sync stream per subgraph: transfers into it run on it, its notification
+        # is made on it.
         plugins = [compiled.plugin for compiled in self.compiled.compiled]
+        streams = [plugin.sync_stream() for plugin in plugins]
         model_inputs = {port.name: port.index for port in self.compiled.inputs}
         stages: list[Stage] = []
         outgoing: list[list[Transfer]] = [[] for _ in cut.subgraphs]
         for sub, request, plugin in zip(cut.subgraphs, self.subrequests, plugins, strict=True):
             slots = {port.name: port.index for port in request.inputs}
+            stream = streams[sub.index]
+            on_stream = StreamExecutor(f"{plugin.name} stream", stream)
             after = []
             host_values = [v for v in sub.inputs if v in model_inputs]
             if host_values:
                 name = f"to:{sub.index}"
-                stages.append(Stage(name, StreamExecutor(f"{plugin.name} stream",
-                                                         plugin.sync_stream()),
-                                    self._transfer(self._reader_of_inputs(host_values),
-                                                   request, [slots[v] for v in host_values],
-                                                   None, plugin),
-                                    after=()))
+                work = self._transfer(self._reader_of_inputs(host_values), request,
+                                      [slots[v] for v in host_values], None, plugin, stream)
+                stages.append(Stage(name, on_stream, work, after=()))
                 after.append(name)
             by_producer: dict[int, list[str]] = defaultdict(list)
             for edge in cut.boundaries:
                 if edge.consumer == sub.index:
                     by_producer[edge.producer].append(edge.value)
             for producer, values in sorted(by_producer.items()):
-                source = self.subrequests[producer]
-                work = self._transfer(self._reader_of(source, values), request,
-                                      [slots[v] for v in values], plugins[producer], plugin)
+                work = self._transfer(self._reader_of(self.subrequests[producer], values),
+                                      request, [slots[v] for v in values], plugins[producer],
+                                      plugin, stream)
                 outgoing[producer].append(work)
                 name = f"{producer}->{sub.index}"
-                stages.append(Stage(name, StreamExecutor(f"{plugin.name} stream",
-                                                         plugin.sync_stream()),
-                                    work, after=(f"subgraph:{producer}",)))
+                stages.append(Stage(name, on_stream, work, after=(f"subgraph:{producer}",)))
                 after.append(name)
             stages.append(Stage(f"subgraph:{sub.index}",
                                 RequestExecutor(f"{sub.device} subgraph {sub.index}", request,
-                                                self._notifier(plugin, outgoing[sub.index])),
+                                                _notifier(stream, outgoing[sub.index])),
                                 _noop, after=tuple(after)))
-        stages.append(self._output_stage(cut, plugins, model_inputs))
+        stages.append(self._output_stage(cut, model_inputs))
         return stages
 
     # -- building blocks -------------------------------------------------------------------------
     def _transfer(self, read: Callable[[], Sequence[Any]], request: InferRequest,
-                  indices: list[int], producer: Any, consumer: Any) -> Transfer:
+                  indices: list[int], producer: Any, consumer: Any, stream: SyncStream
+                  ) -> Transfer:
         """Values ``read`` from ``producer``'s memory (``None``: the host) into ``request``'s
-        input slots ``indices``."""
+        input slots ``indices``, on the consumer's ``stream``."""
         sync = request._sync
 
         def write(values: Sequence[Any]) -> None:
@@ -98,8 +106,8 @@ class HeteroInferRequest(SyncInferRequest):
             for index, value in zip(indices, values, strict=True):
                 inputs[index] = value
 
-        return Transfer(read, write, _data_transfer(producer, consumer),
-                        consumer.sync_stream(), consumer.memory_device)
+        return Transfer(read, write, _data_transfer(producer, consumer), stream,
+                        consumer.memory_device)
 
     def _reader_of_inputs(self, names: list[str]) -> Callable[[], list[Any]]:
         index = {port.name: port.index for port in self.compiled.inputs}
@@ -113,19 +121,7 @@ class HeteroInferRequest(SyncInferRequest):
         sync = request._sync
         return lambda: [sync.outputs[k] for k in positions]
 
-    @staticmethod
-    def _notifier(plugin: Any, transfers: list[Transfer]) -> Callable[[], None]:
-        """After a subgraph's run: one notification on its stream, for every transfer out."""
-        def activate() -> None:
-            notification = plugin.sync_stream().create_notification()
-            notification.activate()
-            for work in transfers:
-                work.source = notification
-
-        return activate
-
-    def _output_stage(self, cut: Any, plugins: list[Any], model_inputs: dict[str, int]
-                      ) -> Stage:
+    def _output_stage(self, cut: Any, model_inputs: dict[str, int]) -> Stage:
         where: list[tuple[Any, str, int]] = []  # (owner, "inputs"/"outputs", position)
         producers = set()
         for port in self.compiled.outputs:
@@ -160,6 +156,17 @@ class HeteroInferRequest(SyncInferRequest):
                     entry = {**entry, "node_name": f"subgraph:{k}/{entry['node_name']}"}
                 entries.append(entry)
         return entries
+
+
+def _notifier(stream: SyncStream, transfers: list[Transfer]) -> Callable[[], None]:
+    """After a subgraph's run: one notification on its stream, for every transfer out."""
+    def activate() -> None:
+        notification = stream.create_notification()
+        notification.activate()
+        for work in transfers:
+            work.source = notification
+
+    return activate
 
 
 def _data_transfer(producer: Any, consumer: Any) -> Any:
