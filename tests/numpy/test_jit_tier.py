@@ -217,3 +217,98 @@ def test_kernel_cache_is_per_user(monkeypatch: pytest.MonkeyPatch, tmp_path) -> 
     locator = _numba._Locator.from_function(conv.depthwise2d.py_func, conv.__file__)
     assert locator is not None and str(tmp_path / "xdg") in locator.get_cache_path()
     assert _numba._Locator.from_function(rand, __file__) is None  # not one of our kernels
+    # and numba uses it (its internals: a numba that moves them must fail here, loudly)
+    assert isinstance(conv.depthwise2d._cache._impl._locator, _numba._Locator)
+
+
+# --- transformer kernels ------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("gelu", ["erf", "tanh"])
+@pytest.mark.parametrize("residual", [False, True])
+def test_matmul_bias_gelu_epilogue(gelu: str, residual: bool) -> None:
+    """MatMul + Add(bias) [+ Add(residual)] + a written-out GELU: one FusedMatMul."""
+    from aioinfer.models import _layers
+    from aioinfer.models._graph import GraphBuilder
+
+    g = GraphBuilder("t", 0)
+    x = g.input("x", TensorProto.FLOAT, [2, 5, 16], [2, 5, 16])
+    h = _layers.linear(g, x, "fc", 16, 24)
+    if residual:
+        h = g.op("Add", h, g.input("r", TensorProto.FLOAT, [2, 5, 24], [2, 5, 24]))
+    g.output(_layers.gelu(g, h, gelu), "y", TensorProto.FLOAT, [2, 5, 24])
+    m = g.build(17)
+    inputs = {"x": rand(2, 5, 16, scale=3.0)}
+    if residual:
+        inputs["r"] = rand(2, 5, 24)
+    p = check(m, inputs, rtol=1e-5, atol=1e-5)
+    assert [o for o in ops(p) if o != "Identity"] == ["FusedMatMul"]
+
+
+@pytest.mark.parametrize("approximate", ["none", "tanh"])
+def test_gelu_op(approximate: str) -> None:
+    x = rand(3, 7, 33, scale=4.0)
+    x.reshape(-1)[:4] = [0.0, -20.0, 20.0, 1e-5]
+    nodes = [helper.make_node("Gelu", ["x"], ["y"], approximate=approximate)]
+    check(model(nodes, {"x": x}, ["y"], opset=20), {"x": x}, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("act", ["", "Relu"])
+@pytest.mark.parametrize("bias", ["row", "matrix", "none"])
+@pytest.mark.parametrize("alpha", [1.0, 0.5])
+def test_gemm_epilogue(act: str, bias: str, alpha: float) -> None:
+    a, b = rand(6, 10), rand(12, 10)
+    inits = {"b": b}
+    ins = ["a", "b"]
+    if bias != "none":
+        inits["c"] = rand(12) if bias == "row" else rand(6, 12)
+        ins.append("c")
+    nodes = [helper.make_node("Gemm", ins, ["g"], transB=1, alpha=alpha),
+             *_act_nodes(act, "g", "y", inits)]
+    check(model(nodes, {"a": a}, ["y"], inits), {"a": a})
+
+
+@pytest.mark.parametrize("shape", [(2, 5, 16), (1, 1, 7), (3, 13)])
+@pytest.mark.parametrize("affine", [True, False])
+def test_layer_normalization(shape: tuple, affine: bool) -> None:
+    x = rand(*shape, scale=2.0) + 1.0
+    n = shape[-1]
+    inits = {"s": rand(n) + 1.0, "b": rand(n)} if affine else {"s": np.ones(n, np.float32)}
+    nodes = [helper.make_node("LayerNormalization", ["x", *inits], ["y"], epsilon=1e-5)]
+    check(model(nodes, {"x": x}, ["y"], inits, opset=17), {"x": x})
+
+
+def test_written_out_layer_norm() -> None:
+    from aioinfer.models import _layers
+    from aioinfer.models._graph import GraphBuilder
+
+    g = GraphBuilder("t", 0)
+    x = g.input("x", TensorProto.FLOAT, [1, 9, 32], [1, 9, 32])
+    g.output(_layers.layer_norm(g, x, "ln", 32, "decomposed", 17, eps=1e-12), "y",
+             TensorProto.FLOAT, [1, 9, 32])
+    m = g.build(17)
+    p = check(m, {"x": rand(1, 9, 32, scale=3.0)})
+    assert "LayerNorm" in ops(p)
+
+
+@pytest.mark.parametrize("opset,axis,shape", [(13, -1, (2, 3, 17, 17)), (13, 1, (2, 5, 4)),
+                                              (11, 1, (2, 3, 4)), (11, -1, (3, 1, 200)),
+                                              (13, -1, (4, 1))])
+def test_softmax(opset: int, axis: int, shape: tuple) -> None:
+    x = rand(*shape, scale=5.0)
+    nodes = [helper.make_node("Softmax", ["x"], ["y"], axis=axis)]
+    check(model(nodes, {"x": x}, ["y"], opset=opset), {"x": x}, rtol=1e-5, atol=1e-6)
+
+
+def test_softmax_of_masked_rows() -> None:
+    """-inf entries (a causal mask) give 0, a row all of -inf NaN, a NaN row NaN: as NumPy."""
+    x = rand(4, 9, scale=3.0)
+    x[0, 5:] = -np.inf
+    x[1, :] = -np.inf
+    x[2, 3] = np.nan
+    x[3, 0] = np.finfo(np.float32).min
+    nodes = [helper.make_node("Softmax", ["x"], ["y"], axis=-1)]
+    m = model(nodes, {"x": x}, ["y"], opset=13)
+    got, want = plan(m).run([x])[0], plan(m, optimize=False).run([x])[0]
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=0)
+    assert (got[0, 5:] == 0).all() and np.isnan(got[1]).all() and np.isnan(got[2]).all()

@@ -29,11 +29,20 @@ PROPERTY = "ENABLE_JIT"  # the NUMPY property (bool)
 #: NumPy kernel (module.qualname) -> its compiled variant (module in this package, name)
 VARIANTS: dict[str, tuple[str, str]] = {
     "aioinfer.plugins.numpy.kernels.fused.fused_conv": ("conv", "fused_conv"),
+    "aioinfer.plugins.numpy.kernels.fused.fused_matmul": ("activations", "fused_matmul"),
+    "aioinfer.plugins.numpy.kernels.fused.fused_gemm": ("activations", "fused_gemm"),
+    "aioinfer.plugins.numpy.kernels.fused.fused_gelu": ("activations", "fused_gelu"),
+    "aioinfer.plugins.numpy.kernels.activations.gelu": ("activations", "gelu"),
+    "aioinfer.plugins.numpy.kernels.fused.fused_layer_norm": ("normalization",
+                                                              "fused_layer_norm"),
+    "aioinfer.plugins.numpy.kernels.normalization.layer_norm": ("normalization", "layer_norm"),
+    "aioinfer.plugins.numpy.kernels.softmax.softmax": ("softmax", "softmax"),
+    "aioinfer.plugins.numpy.kernels.softmax.softmax_v1": ("softmax", "softmax_v1"),
 }
 
 #: per kind of compiled kernel, the work (multiply-adds or elements) below which a call stays
 #: on one thread (``parallel.run_blocks``'s ``min_work``); tests set them to 0
-MIN_WORK: dict[str, float] = {"depthwise": 400_000.0}
+MIN_WORK: dict[str, float] = {"depthwise": 400_000.0, "rows": 400_000.0}
 
 _lock = threading.Lock()
 _modules: dict[str, Any] = {}

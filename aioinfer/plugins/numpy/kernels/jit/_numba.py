@@ -6,10 +6,13 @@ Importing this module imports numba (~0.2 s, ~40 MB). Kernels are compiled with
 bit-identical run after run). The cache of *these* kernels goes to ``$AIOINFER_CACHE_DIR/numba``
 (default ``$XDG_CACHE_HOME/aioinfer/numba``, i.e. ``~/.cache/aioinfer/numba``), never into
 site-packages; a ``NUMBA_CACHE_DIR`` set by the user wins, and other numba code is unaffected.
+A cached kernel is reused only while every source file of ``kernels/`` is unchanged.
 """
 
 from __future__ import annotations
 
+import functools
+import hashlib
 import os
 import pathlib
 from collections.abc import Callable
@@ -47,6 +50,12 @@ class _Locator(caching._SourceFileBackedLocatorMixin, caching._CacheLocator):
     def get_cache_path(self) -> str:
         return self._cache_path
 
+    def get_source_stamp(self) -> str:
+        # numba checks only the kernel's own file, but kernels inline helpers from other
+        # files (_math.exp1) and freeze constants of NumPy kernel modules (the GELU
+        # coefficients): any change in kernels/ invalidates every cached kernel.
+        return _sources_stamp()
+
     @classmethod
     def from_function(cls, py_func: Any, py_file: str) -> Any:
         if config.CACHE_DIR or pathlib.Path(py_file).resolve().parent != _HERE:
@@ -54,10 +63,19 @@ class _Locator(caching._SourceFileBackedLocatorMixin, caching._CacheLocator):
         return super().from_function(py_func, py_file)
 
 
+@functools.lru_cache(maxsize=1)
+def _sources_stamp() -> str:
+    digest = hashlib.sha256()
+    for path in sorted(_HERE.parent.rglob("*.py")):
+        digest.update(path.name.encode())
+        digest.update(path.read_bytes())
+    return digest.hexdigest()
+
+
 def _install_locator() -> None:
-    try:
-        classes = caching._CacheImpl._locator_classes
-    except AttributeError:  # a numba whose internals moved: its default locators then
+    impl = getattr(caching, "CacheImpl", None) or getattr(caching, "_CacheImpl", None)
+    classes = getattr(impl, "_locator_classes", None)
+    if not isinstance(classes, list):  # a numba whose internals moved: its default locators
         return
     if _Locator not in classes:
         classes.insert(0, _Locator)
