@@ -8,11 +8,13 @@
 
 from . import errors, properties
 from .core import Core
+from .extensions import Op, TensorType
 from .model import Model, Port
 from .plugins.base import CompiledModel, Plugin, Stage, SyncInferRequest
 from .runtime.infer_queue import AsyncInferQueue
 from .runtime.request import InferRequest
 from .runtime.results import Results
+from .tensor import RemoteContext, RemoteTensor, Tensor
 
 __version__ = "0.1.0"
 
@@ -24,6 +26,11 @@ __all__ = [
     "InferRequest",
     "AsyncInferQueue",
     "Results",
+    "Op",
+    "TensorType",
+    "Tensor",
+    "RemoteContext",
+    "RemoteTensor",
     "Plugin",
     "Stage",
     "SyncInferRequest",

@@ -25,8 +25,10 @@ from typing import Any
 from . import properties as P
 from .devices import DeviceName, parse_device
 from .errors import DeviceNotFoundError, PluginLoadError
+from .extensions import ExtensionSet
 from .model import Model, load_model
 from .plugins.base import CompiledModel, Plugin
+from .tensor import RemoteContext
 
 PluginFactory = Callable[[str], Plugin]
 PluginSource = Plugin | PluginFactory | str
@@ -60,6 +62,8 @@ class Core:
         self._plugins: dict[str, Plugin] = {}
         self._lock = threading.RLock()
         self._core_properties: dict[str, Any] = {}
+        self._extensions = ExtensionSet()
+        self._contexts: dict[str, RemoteContext] = {}
 
     # -- devices -----------------------------------------------------------------------------
     @property
@@ -137,6 +141,7 @@ class Core:
                 device=name,
             )
         plugin.attach_core(CoreView(self))
+        self._extensions.install(plugin)
         return plugin
 
     def _target(self, device: str | DeviceName, config: Mapping[str, Any] | None
@@ -184,7 +189,7 @@ class Core:
     # -- models ------------------------------------------------------------------------------
     def read_model(self, model: Any) -> Model:
         """Read an ONNX model from a path, bytes or ``onnx.ModelProto``."""
-        return load_model(model)
+        return self._extensions.prepare(load_model(model))
 
     def compile_model(
         self, model: Any, device: str = "CPU", config: Mapping[str, Any] | None = None
@@ -193,7 +198,7 @@ class Core:
         if not isinstance(model, Model):
             model = self.read_model(model)
         plugin, merged = self._target(device, config)
-        return plugin.compile_model(model, merged)
+        return plugin.compile_model(self._extensions.prepare(model, plugin), merged)
 
     def query_model(
         self, model: Any, device: str, config: Mapping[str, Any] | None = None
@@ -202,7 +207,40 @@ class Core:
         if not isinstance(model, Model):
             model = self.read_model(model)
         plugin, merged = self._target(device, config)
-        return plugin.query_model(model, merged)
+        return plugin.query_model(self._extensions.prepare(model, plugin), merged)
+
+    # -- extensions and remote contexts ------------------------------------------------------
+    def add_extension(self, extension: Any) -> None:
+        """Add custom operations (:class:`aioinfer.Op`): an Op subclass, a list of them, an
+        import path ``"package.module:attr"``, an entry point, or the name of one in the
+        ``aioinfer.extensions`` group.
+
+        They are this Core's only: its plugins that run custom operations (NUMPY, TEMPLATE)
+        get them, models it reads or compiles get their custom nodes' output types from
+        ``Op.infer_shape``, and a device that does not run them gets their decompositions
+        (``Op.function()``). See :mod:`aioinfer.extensions`.
+        """
+        ops = self._extensions.add(extension)
+        with self._lock:
+            plugins = list(self._plugins.values())
+        for plugin in plugins:
+            self._extensions.install(plugin, ops)
+
+    def create_context(self, device: str, params: Mapping[str, Any] | None = None
+                       ) -> RemoteContext:
+        """A new remote context of ``device`` (its tensors live in the device's memory)."""
+        return self._plugin(device).create_context(dict(params or {}))
+
+    def get_default_context(self, device: str) -> RemoteContext:
+        """The device's default remote context (made once per device by this Core)."""
+        name = self._resolve(device)
+        with self._lock:
+            context = self._contexts.get(name)
+        if context is None:
+            context = self.create_context(device)
+            with self._lock:
+                context = self._contexts.setdefault(name, context)
+        return context
 
     def __repr__(self) -> str:
         return f"<Core devices={self.available_devices}>"

@@ -9,6 +9,7 @@ style code keeps working::
     │   ├── InvalidModelError(ValueError)          .path
     │   ├── UnsupportedOperationError(NotImplementedError)  .node, .op_type, .device
     │   ├── PartitionError(ValueError)             .node, .value (cutting a model into parts)
+    │   ├── PreprocessError(ValueError)            .port (PrePostProcessor steps)
     │   └── SubgraphCompileError                   .device, .subgraph (HETERO compile)
     ├── InputError(ValueError)                     .input_name
     │   ├── MissingInputError
@@ -23,6 +24,7 @@ style code keeps working::
     │   ├── UnknownPropertyError(KeyError)
     │   ├── ReadOnlyPropertyError(AttributeError)
     │   └── InvalidPropertyValueError(ValueError)
+    ├── ExtensionError(ValueError)                 .extension (add_extension, Op)
     ├── InferenceError(RuntimeError)               .node, .device
     └── RequestError(RuntimeError)
         ├── RequestBusyError
@@ -38,6 +40,7 @@ __all__ = [
     "UnsupportedOperationError",
     "SubgraphCompileError",
     "PartitionError",
+    "PreprocessError",
     "InputError",
     "MissingInputError",
     "UnexpectedInputError",
@@ -51,6 +54,7 @@ __all__ = [
     "UnknownPropertyError",
     "ReadOnlyPropertyError",
     "InvalidPropertyValueError",
+    "ExtensionError",
     "InferenceError",
     "RequestError",
     "RequestBusyError",
@@ -102,6 +106,15 @@ class PartitionError(ModelError, ValueError):
         super().__init__(message)
         self.node = node
         self.value = value
+
+
+class PreprocessError(ModelError, ValueError):
+    """Pre- or post-processing steps that cannot apply to a model input or output (a step
+    needing a layout, mean values not matching the channels...); ``.port`` names it."""
+
+    def __init__(self, message: str, *, port: str | None = None) -> None:
+        super().__init__(message)
+        self.port = port
 
 
 class SubgraphCompileError(ModelError):
@@ -181,6 +194,15 @@ class ReadOnlyPropertyError(PropertyError, AttributeError):
 
 class InvalidPropertyValueError(PropertyError, ValueError):
     """The value is not valid for the property."""
+
+
+class ExtensionError(AioInferError, ValueError):
+    """An extension cannot be loaded or used: not an ``aioinfer.Op``, an import path or entry
+    point that fails, an Op without a domain, or an ``evaluate`` result of the wrong arity."""
+
+    def __init__(self, message: str, *, extension: str | None = None) -> None:
+        super().__init__(message)
+        self.extension = extension
 
 
 class InferenceError(AioInferError, RuntimeError):

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 import queue
 from abc import ABC, abstractmethod
-from collections.abc import AsyncGenerator, AsyncIterable, Callable, Mapping
+from collections.abc import AsyncGenerator, AsyncIterable, Callable, Iterable, Mapping
 from typing import TYPE_CHECKING, Any
 
 from ..errors import NotSupportedError
@@ -224,6 +224,9 @@ class Plugin(ABC):
     """The property a virtual device's list (``HETERO:A,B``) is passed in."""
     memory_device: str = HOST_MEMORY
     """Where this device's tensors live (``"host"`` for every host plugin)."""
+    runs_operations: bool = False
+    """Whether :meth:`add_operations` installs custom operations (:class:`aioinfer.Op`); for
+    a device without it, the Core hands models the ops' decompositions (``Op.function()``)."""
 
     def attach_core(self, core: CoreView) -> None:
         """Called by the :class:`~aioinfer.Core` that loads this plugin."""
@@ -249,6 +252,11 @@ class Plugin(ABC):
 
     def device_ids(self) -> tuple[str, ...]:
         """Ids of this plugin's devices (``GPU.0``, ``GPU.1``); empty: one device, no ids."""
+        return ()
+
+    def hidden_devices(self) -> tuple[str, ...]:
+        """Plugins this one stands for and hides from ``available_devices`` (the ``CPU``
+        proxy hides NUMPY and TEMPLATE); they stay addressable by their own names."""
         return ()
 
     def sync_stream(self) -> SyncStream:
@@ -277,7 +285,15 @@ class Plugin(ABC):
         raise NotSupportedError(f"{self.name}: import_model is not supported", device=self.name)
 
     def create_context(self, params: Mapping[str, Any]) -> Any:
+        """A :class:`~aioinfer.RemoteContext` of this device with ``params``."""
         raise NotSupportedError(f"{self.name}: remote contexts are not supported",
+                                device=self.name)
+
+    def add_operations(self, ops: Iterable[Any]) -> None:
+        """Run these custom operations (:class:`aioinfer.Op` subclasses) in models compiled
+        from now on; set ``runs_operations`` when implementing it. Called by the Core's
+        ``add_extension`` for this plugin instance only."""
+        raise NotSupportedError(f"{self.name}: custom operations are not supported",
                                 device=self.name)
 
     def is_available(self) -> bool:

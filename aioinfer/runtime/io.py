@@ -14,6 +14,8 @@ from ..errors import (
     UnexpectedInputError,
 )
 from ..model import Port
+from ..tensor import RemoteTensor, Tensor
+from .streams import HOST_MEMORY
 
 
 def arrange_inputs(ports: Sequence[Port], inputs: Any) -> list[Any]:
@@ -75,12 +77,18 @@ def _key_name(ports: Sequence[Port], key: Any) -> str:
     return str(key)
 
 
-def check_input(port: Port, value: Any) -> Any:
+def check_input(port: Port, value: Any, memory: str = HOST_MEMORY) -> Any:
     """Convert ``value`` to an array for ``port`` and check its element type and shape.
 
     Arrays must have exactly the declared element type (no silent lossy casts, as in ONNX
-    Runtime); Python scalars and lists are converted to it.
+    Runtime); Python scalars and lists are converted to it. A :class:`~aioinfer.Tensor` gives
+    its array and a :class:`~aioinfer.RemoteTensor` its buffer, both as they are (no copy);
+    a remote tensor must live in ``memory``, the device's memory.
     """
+    if isinstance(value, RemoteTensor):
+        return _check_remote(port, value, memory)
+    if isinstance(value, Tensor):
+        value = value.data
     if port.kind != "tensor":
         return value
     expected = port.element_type
@@ -110,6 +118,24 @@ def check_input(port: Port, value: Any) -> Any:
     return array
 
 
+def _check_remote(port: Port, tensor: RemoteTensor, memory: str) -> Any:
+    if tensor.memory != memory:
+        raise InputTypeError(
+            f"input {port.name!r}: a remote tensor of {tensor.get_device_name()} (memory "
+            f"{tensor.memory!r}) given to a model on a device with memory {memory!r}; copy it "
+            "with copy_to first", input_name=port.name)
+    expected = port.element_type
+    if port.kind != "tensor" or (expected is not None and tensor.element_type != expected):
+        raise InputTypeError(
+            f"input {port.name!r}: remote tensor of element type "
+            f"{_dtype_name(tensor.element_type)} given, the model expects "
+            f"{_dtype_name(expected) if port.kind == 'tensor' else port.kind}",
+            input_name=port.name)
+    if port.shape is not None:
+        _check_shape(port, tensor.shape)
+    return tensor.buffer
+
+
 def _check_shape(port: Port, shape: tuple[int, ...]) -> None:
     assert port.shape is not None
     if len(shape) != len(port.shape):
@@ -135,3 +161,63 @@ def _dtype_name(dtype: Any) -> str:
     if dtype is None:
         return "?"
     return "string" if np.dtype(dtype).kind == "O" else str(np.dtype(dtype).name)
+
+
+# -- tensors bound to a request ------------------------------------------------------------------
+def bound_buffer(value: Any) -> Any:
+    """The buffer a request uses for a value given to ``set_tensor`` (the array itself for
+    an ndarray or :class:`~aioinfer.Tensor`, the device buffer of a remote tensor)."""
+    if isinstance(value, RemoteTensor):
+        return value.buffer
+    if isinstance(value, Tensor):
+        return value.data
+    return value
+
+
+def check_output(port: Port, value: Any, memory: str = HOST_MEMORY) -> Any:
+    """Check a preallocated output (ndarray, Tensor or RemoteTensor) against ``port``: its
+    element type, rank and static dimensions; returns it as given."""
+    if isinstance(value, RemoteTensor):
+        if value.memory != memory:
+            raise InputTypeError(
+                f"output {port.name!r}: a remote tensor of {value.get_device_name()} (memory "
+                f"{value.memory!r}) given to a model on a device with memory {memory!r}",
+                input_name=port.name)
+        dtype, shape = value.element_type, value.shape
+    else:
+        array = bound_buffer(value)
+        if not isinstance(array, np.ndarray) or not array.flags.writeable:
+            raise InputTypeError(f"output {port.name!r}: a writeable ndarray, Tensor or "
+                                 f"RemoteTensor is needed, got {type(value).__name__}",
+                                 input_name=port.name)
+        dtype, shape = array.dtype, array.shape
+    if port.kind != "tensor" or (port.element_type is not None and dtype != port.element_type):
+        raise InputTypeError(f"output {port.name!r}: element type {_dtype_name(dtype)} given, "
+                             f"the model makes {_dtype_name(port.element_type)}",
+                             input_name=port.name)
+    if port.shape is not None:
+        _check_shape(port, shape)
+    return value
+
+
+def write_outputs(ports: Sequence[Port], outputs: list[Any], bound: Mapping[int, Any]) -> None:
+    """Put each result with a preallocated tensor into that tensor's buffer.
+
+    A device that wrote the result in place already returns the buffer itself (nothing to
+    do); otherwise the result is copied into the buffer once (on the thread that ends the
+    run, never the event loop's). ``outputs[i]`` becomes the buffer.
+    """
+    for index, tensor in bound.items():
+        buffer = bound_buffer(tensor)
+        value = outputs[index]
+        if value is buffer:
+            continue
+        port = ports[index]
+        if not isinstance(value, (np.ndarray, np.generic)) or value.shape != buffer.shape:
+            got = list(np.shape(value)) if isinstance(value, np.ndarray | np.generic) else \
+                type(value).__name__
+            raise InputShapeError(
+                f"output {port.name!r}: the result {got} does not fit the preallocated "
+                f"tensor {list(buffer.shape)}", input_name=port.name)
+        np.copyto(buffer, value, casting="no")
+        outputs[index] = buffer

@@ -20,7 +20,7 @@ import numpy as np
 from ..errors import RequestBusyError, RequestError
 from ..model import Port, _pick
 from .completion import await_task
-from .io import arrange_inputs, check_input
+from .io import arrange_inputs, bound_buffer, check_input, check_output, write_outputs
 from .pipeline import PipelineRun, new_run, timed_inline
 from .results import Results
 from .stages import Stage, StageGraph
@@ -44,6 +44,9 @@ class InferRequest:
         self._callback_userdata: Any = None
         self._profile = _perf_count(compiled)
         self._timings: list[dict[str, Any]] = []
+        self._memory = compiled.plugin.memory_device
+        self._bound_inputs: dict[int, Any] = {}  # what set_tensor was given, by input index
+        self._bound_outputs: dict[int, Any] = {}  # preallocated outputs, by output index
 
     @property
     def _stages(self) -> list[Stage]:
@@ -82,18 +85,47 @@ class InferRequest:
         return self._results
 
     def set_tensor(self, key: str | int | Port, value: Any) -> None:
-        """Set one input (by name, index or Port) for the next inference."""
-        port = _pick(self.inputs, key.name if isinstance(key, Port) else key, "input")
-        self._sync.inputs[port.index] = check_input(port, value)
+        """Set one input (by name, index or Port) for the next inference, or preallocate an
+        output (by name or Port).
+
+        A :class:`~aioinfer.Tensor` or :class:`~aioinfer.RemoteTensor` is used as it is, not
+        copied: the device reads an input's buffer in place, and an output's result lands in
+        the given buffer (see :func:`aioinfer.runtime.io.write_outputs`).
+        """
+        name = key.name if isinstance(key, Port) else key
+        output = next((p for p in self.outputs if p.name == name), None)
+        if output is not None and not any(p.name == name for p in self.inputs):
+            self._bound_outputs[output.index] = check_output(output, value, self._memory)
+            return
+        port = _pick(self.inputs, name, "input")
+        self._sync.inputs[port.index] = check_input(port, value, self._memory)
+        self._bound_inputs[port.index] = value
 
     def set_input_tensors(self, inputs: Any) -> None:
         """Set several inputs at once (dict, list or one array)."""
         for port, value in zip(self.inputs, arrange_inputs(self.inputs, inputs), strict=True):
-            self._sync.inputs[port.index] = check_input(port, value)
+            self.set_tensor(port, value)
+
+    def _bound(self, name: Any) -> Any:
+        """The tensor object set for input or output ``name`` if it is still in use."""
+        for port in self.inputs:
+            if port.name == name or (isinstance(name, int) and port.index == name):
+                value = self._bound_inputs.get(port.index)
+                if value is not None and bound_buffer(value) is self._sync.inputs[port.index]:
+                    return value
+                return None
+        for port in self.outputs:
+            if port.name == name:
+                return self._bound_outputs.get(port.index)
+        return None
 
     def get_tensor(self, key: str | int | Port) -> Any:
-        """An input set for this request, or an output of its last inference."""
+        """An input set for this request, or an output of its last inference (a tensor given
+        to :meth:`set_tensor` is returned as that same object)."""
         name = key.name if isinstance(key, Port) else key
+        bound = self._bound(name)
+        if bound is not None:
+            return bound
         for port in self.inputs:
             if name in (port.name, port.index) and not isinstance(name, int):
                 return self._sync.inputs[port.index]
@@ -274,10 +306,13 @@ class InferRequest:
                                         input_name=missing[0])
             return
         values = arrange_inputs(self.inputs, inputs)
-        self._sync.inputs[:] = [check_input(p, v) for p, v in zip(self.inputs, values, strict=True)]
+        self._sync.inputs[:] = [check_input(p, v, self._memory)
+                                for p, v in zip(self.inputs, values, strict=True)]
 
     def _finish(self) -> Results:
         outputs = self._sync.outputs
+        if self._bound_outputs:
+            write_outputs(self.outputs, outputs, self._bound_outputs)
         values: Sequence[Any] = [
             np.asarray(v) if isinstance(v, np.generic) else v for v in outputs
         ]

@@ -25,7 +25,7 @@ from ...model import port_of
 from .functions import FunctionExpander, TypeOf
 from .passes import optimize as optimize_graph
 from .plan import Plan, Step
-from .registry import KernelSpec, lookup
+from .registry import BUILTINS, KernelRegistry, KernelSpec
 
 _MAX_CALL_DEPTH = 64
 _STATIC_SHAPE_OPS = {"Shape", "Size"}  # foldable when their input's shape is static
@@ -40,16 +40,19 @@ def compile_graph(
     fold_constants: bool = True,
     functions: Iterable[onnx.FunctionProto] = (),
     optimize: bool = True,
+    registry: KernelRegistry | None = None,
 ) -> Plan:
     """Compile ``graph`` for the opset versions in ``opsets`` (domain -> version).
 
     ``functions`` are the model's local functions (``model.functions``); calls to them are
     inlined, as are ops without a kernel whose ONNX schema defines a function body.
     ``optimize`` runs NUMPY's graph passes (:mod:`aioinfer.plugins.numpy.passes`: folding,
-    fusion) on the top-level graph first (it needs ``fold_constants``).
+    fusion) on the top-level graph first (it needs ``fold_constants``). ``registry`` is the
+    plugin instance's kernels (built-ins plus its extensions; default: the built-ins alone).
     """
     functions = list(functions)
-    compiler = _Compiler(opsets, device, fold_constants, FunctionExpander(functions))
+    compiler = _Compiler(opsets, device, fold_constants, FunctionExpander(functions),
+                         registry or BUILTINS)
     compiler.optimize = optimize and fold_constants
     types = ValueTypes(graph, compiler.opsets, functions)
     return compiler.compile(graph, list(captured), compiler.opsets, types, top=True)
@@ -69,8 +72,10 @@ def sparse_to_dense(sparse: onnx.SparseTensorProto) -> np.ndarray:
 
 class _Compiler:
     def __init__(
-        self, opsets: Mapping[str, int], device: str, fold: bool, functions: FunctionExpander
+        self, opsets: Mapping[str, int], device: str, fold: bool, functions: FunctionExpander,
+        registry: KernelRegistry,
     ) -> None:
+        self.registry = registry
         self.opsets = {("" if k == "ai.onnx" else k): v for k, v in opsets.items()}
         self.device = device
         self.fold = fold
@@ -170,6 +175,8 @@ class _Compiler:
         """The nodes with calls of local and schema-defined functions inlined (recursively)."""
         for node in nodes:
             fn = self.functions.local(node)
+            if fn is not None and self.registry.overrides(node.op_type, node.domain):
+                fn = None  # an extension's own kernel runs, not its decomposition
             found: tuple[list[onnx.NodeProto], dict[str, int]] | None
             if fn is not None:
                 found = self.functions.expand_local(node, fn, opsets)
@@ -190,11 +197,10 @@ class _Compiler:
                 )
             yield from self._expand(found[0], found[1], type_of, depth + 1)
 
-    @staticmethod
-    def _lookup(node: onnx.NodeProto, opsets: Mapping[str, int]) -> KernelSpec | None:
+    def _lookup(self, node: onnx.NodeProto, opsets: Mapping[str, int]) -> KernelSpec | None:
         domain = "" if node.domain == "ai.onnx" else node.domain
         opset = opsets.get(domain)
-        return lookup(node.op_type, opset if opset is not None else 10**6, domain)
+        return self.registry.lookup(node.op_type, opset if opset is not None else 10**6, domain)
 
     def _bind(
         self, node: onnx.NodeProto, name: str, opsets: Mapping[str, int]

@@ -2,22 +2,25 @@
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ... import properties as P
+from ...extensions import Op, check_op
 from ...graph.specialize import has_dynamic_inputs, with_input_shapes
 from ...model import Model
 from ...properties import Property, PropertySet, resolve_streams
+from ...tensor import RemoteContext
 from ..base import CompiledModel, Plugin, Stage, SyncInferRequest
 from .compiler import compile_graph
+from .custom_ops import kernel_spec
 from .kernels import jit
 from .kernels.blas_mode import lone_stream, stream_finished, stream_started
 from .kernels.parallel import set_intra_threads
 from .kernels.placement import pinned_run
 from .plan import Plan, ShapeSpecializedPlan
 from .profiling import PlanProfiler
-from .registry import lookup
+from .registry import KernelRegistry
 from .threads import per_stream, set_blas_threads
 
 # Fused kernels that cut their work over the intra-op pool (kernels/parallel.run_blocks).
@@ -54,14 +57,28 @@ def _specs(device: str) -> list[Property]:
 class NumpyPlugin(Plugin):
     """Our own engine: a plan compiler and NumPy kernels, on the host CPU."""
 
+    runs_operations = True
+
     def __init__(self, name: str = "NUMPY") -> None:
         self.name = name
         self.properties = PropertySet(_specs(name), name)
+        self.kernels = KernelRegistry()  # the built-ins plus this instance's custom ops
+
+    def add_operations(self, ops: Iterable[type[Op]]) -> None:
+        """Run these custom operations (:class:`aioinfer.Op`) in models compiled from now on
+        (this plugin instance only: its Core's ``add_extension``)."""
+        for cls in ops:
+            self.kernels.add(kernel_spec(check_op(cls)))
+
+    def create_context(self, params: Mapping[str, Any]) -> RemoteContext:
+        """A context whose tensors are host arrays the plan reads and writes in place."""
+        return RemoteContext(self.name, params)
 
     def compile_model(self, model: Model, config: Mapping[str, Any]) -> NumpyCompiledModel:
         props = PropertySet(_specs(self.name), self.name, **self._settable())
         props.set(config)
         graph, kw = model.proto.graph, _function_kw(model)
+        kw["registry"] = self.kernels
         compiled_tier = props.get(jit.PROPERTY)
         generic = jit.specialise(compile_graph(graph, model.opsets, device=self.name, **kw),
                                  compiled_tier)
@@ -87,7 +104,7 @@ class NumpyPlugin(Plugin):
         supported = {}
         for node in model.proto.graph.node:
             domain = "" if node.domain == "ai.onnx" else node.domain
-            if (node.domain, node.op_type) in local or lookup(
+            if (node.domain, node.op_type) in local or self.kernels.lookup(
                 node.op_type, opsets.get(domain, 10**6), domain
             ):
                 supported[node.name] = self.name

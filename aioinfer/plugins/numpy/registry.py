@@ -13,6 +13,11 @@ registration not newer than the model's opset::
     @register("Relu", since=6)
     def relu(x):
         return np.maximum(x, 0, dtype=x.dtype)
+
+``@register`` fills the built-in table, shared by every NUMPY plugin. Each plugin instance
+holds a :class:`KernelRegistry`: the built-ins plus an overlay of its own (the custom
+operations its :class:`~aioinfer.Core` added with ``add_extension``), so two Cores in one
+process never see each other's extensions.
 """
 
 from __future__ import annotations
@@ -82,3 +87,49 @@ def supported_ops() -> dict[tuple[str, str], list[int]]:
     """Every registered (domain, op_type) with the opset versions it has kernels for."""
     _load_kernels()
     return {k: [s.since for s in v] for k, v in _REGISTRY.items()}
+
+
+class KernelRegistry:
+    """The built-in kernels plus an overlay of one plugin instance's own.
+
+    An overlay kernel of a (domain, op_type) takes precedence over a built-in one of the same
+    version or older; the overlay is per instance, the built-ins are shared.
+    """
+
+    def __init__(self) -> None:
+        self._overlay: dict[tuple[str, str], list[KernelSpec]] = {}
+
+    def add(self, spec: KernelSpec) -> None:
+        """Add (or replace, for the same ``since``) one kernel version to the overlay."""
+        domain = "" if spec.domain == "ai.onnx" else spec.domain
+        specs = [s for s in self._overlay.get((domain, spec.op_type), ()) if s.since != spec.since]
+        specs.append(spec)
+        specs.sort(key=lambda s: s.since)
+        self._overlay[(domain, spec.op_type)] = specs
+
+    def lookup(self, op_type: str, opset: int, domain: str = "") -> KernelSpec | None:
+        """The newest kernel of ``op_type`` at or below ``opset``: the overlay's, else a
+        built-in one (see :func:`lookup`)."""
+        if domain == "ai.onnx":
+            domain = ""
+        best = None
+        for spec in self._overlay.get((domain, op_type), ()):
+            if spec.since <= opset:
+                best = spec
+        builtin = lookup(op_type, opset, domain)
+        if best is None or (builtin is not None and builtin.since > best.since):
+            return builtin
+        return best
+
+    def overrides(self, op_type: str, domain: str) -> bool:
+        """Whether this instance has a kernel of its own for (domain, op_type): it then wins
+        over a model-local function of that name (a custom op's decomposition)."""
+        return (domain, op_type) in self._overlay
+
+    def overlay(self) -> dict[tuple[str, str], list[int]]:
+        """The (domain, op_type) of this instance's own kernels, with their versions."""
+        return {k: [s.since for s in v] for k, v in self._overlay.items()}
+
+
+BUILTINS = KernelRegistry()
+"""The built-in kernels alone (what ``compile_graph`` uses unless given a registry)."""

@@ -20,12 +20,15 @@ import onnx
 from onnx.reference.op_run import OpRun
 
 from ...errors import InvalidModelError, UnsupportedOperationError
+from ...extensions import Op
 from ...model import Model, load_model
 from ...properties import PropertySet
+from ...tensor import RemoteContext
 from ..base import Plugin
 from . import blob
 from .compiled_model import TemplateCompiledModel
 from .config import device_specs
+from .custom_ops import op_run_class
 from .fixes import BUILTIN_OPS
 from .support import (
     first_unsupported,
@@ -39,9 +42,12 @@ from .support import (
 class TemplatePlugin(Plugin):
     """Reference semantics for every ONNX op, through ``onnx.reference.ReferenceEvaluator``.
 
-    Custom operations are ``onnx.reference.op_run.OpRun`` subclasses (with an ``op_domain``
-    class attribute) added with :meth:`add_operations`; model-local functions need nothing.
+    Custom operations are :class:`aioinfer.Op` subclasses (what ``Core.add_extension``
+    installs) or ``onnx.reference.op_run.OpRun`` subclasses (with an ``op_domain`` class
+    attribute), added with :meth:`add_operations`; model-local functions need nothing.
     """
+
+    runs_operations = True
 
     def __init__(self, name: str = "TEMPLATE") -> None:
         self.name = name
@@ -51,13 +57,19 @@ class TemplatePlugin(Plugin):
         }
 
     # -- extensions ------------------------------------------------------------------------------
-    def add_operations(self, ops: Iterable[type[OpRun]]) -> None:
+    def add_operations(self, ops: Iterable[type[OpRun] | type[Op]]) -> None:
         """Implement more (or replace) operations, for models compiled from now on."""
         for cls in ops:
+            if isinstance(cls, type) and issubclass(cls, Op):
+                cls = op_run_class(cls)
             if not (isinstance(cls, type) and issubclass(cls, OpRun)):
-                raise TypeError(f"{self.name}: custom operations must be OpRun subclasses, "
-                                f"got {cls!r}")
+                raise TypeError(f"{self.name}: custom operations must be aioinfer.Op or "
+                                f"OpRun subclasses, got {cls!r}")
             self._custom_ops[op_key(cls)] = cls
+
+    def create_context(self, params: Mapping[str, Any]) -> RemoteContext:
+        """A host context: its tensors are arrays the evaluator reads as they are."""
+        return RemoteContext(self.name, params)
 
     # -- query ------------------------------------------------------------------------------------
     def query_model(self, model: Model, config: Mapping[str, Any]) -> dict[str, str]:
