@@ -312,3 +312,84 @@ def test_softmax_of_masked_rows() -> None:
     got, want = plan(m).run([x])[0], plan(m, optimize=False).run([x])[0]
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=0)
     assert (got[0, 5:] == 0).all() and np.isnan(got[1]).all() and np.isnan(got[2]).all()
+
+
+@pytest.mark.parametrize("act", ["", "Relu", "Clip", "LeakyRelu"])
+@pytest.mark.parametrize("batch,size,pads,residual", [
+    (1, (14, 14), [1, 1, 1, 1], True),      # tile rows cut
+    (1, (15, 17), [1, 1, 1, 1], False),     # odd sizes: a cropped last tile row and column
+    (2, (16, 18), [1, 1, 1, 1], True),      # a batch: channels cut
+    (1, (16, 16), [0, 0, 0, 0], False),     # unpadded: 14x14 output
+    (1, (15, 15), [1, 0, 0, 1], True),      # asymmetric pads
+])
+def test_winograd_conv(batch: int, size: tuple, pads: list, residual: bool, act: str) -> None:
+    x = rand(batch, 64, *size)
+    w, b = rand(64, 64, 3, 3, scale=0.05), rand(64)
+    inits = {"w": w, "b": b}
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=pads)]
+    inputs = {"x": x}
+    last = "c"
+    if residual:
+        out = (size[0] + pads[0] + pads[2] - 2, size[1] + pads[1] + pads[3] - 2)
+        inputs["r"] = rand(batch, 64, *out)
+        nodes.append(helper.make_node("Add", ["c", "r"], ["s"]))
+        last = "s"
+    nodes += _act_nodes(act, last, "y", inits)
+    p = check(model(nodes, inputs, ["y"], inits), inputs, rtol=1e-4, atol=1e-4)
+    assert ops(p)[0] == "WinogradConv"
+
+
+@needs_numba
+def test_winograd_transforms_are_numpys(monkeypatch: pytest.MonkeyPatch) -> None:
+    """The compiled transforms make NumPy's operations in NumPy's order: identical bits."""
+    from aioinfer.plugins.numpy.kernels import winograd
+    from aioinfer.plugins.numpy.kernels.jit import winograd as jit_winograd
+
+    x, w, b, z = rand(1, 64, 15, 13), rand(64, 64, 3, 3, scale=0.05), rand(64), rand(1, 64, 15, 13)
+    u = winograd.winograd_weights(w)
+    for kw in ({}, {"activation": "Relu"}):
+        want = winograd.winograd_conv(x, u, b, z, **kw)
+        assert np.array_equal(jit_winograd.winograd_conv(x, u, b, z, **kw), want)
+
+
+POOLS = [
+    ("MaxPool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])),
+    ("MaxPool", dict(kernel_shape=[3, 3], strides=[2, 2], ceil_mode=1)),
+    ("MaxPool", dict(kernel_shape=[2, 3], strides=[1, 1], pads=[0, 1, 1, 0])),
+    ("MaxPool", dict(kernel_shape=[3, 3], auto_pad="SAME_UPPER", strides=[2, 2])),
+    ("MaxPool", dict(kernel_shape=[3, 3], strides=[2, 1])),  # unequal strides: NumPy's
+    ("MaxPool", dict(kernel_shape=[3, 3], dilations=[2, 2])),  # dilated: NumPy's
+    ("AveragePool", dict(kernel_shape=[3, 3], strides=[2, 2], pads=[1, 1, 1, 1])),
+    ("AveragePool", dict(kernel_shape=[3, 3], pads=[1, 1, 1, 1], count_include_pad=1)),
+    ("AveragePool", dict(kernel_shape=[2, 2], strides=[2, 2], ceil_mode=1)),
+    ("AveragePool", dict(kernel_shape=[5, 5], strides=[3, 3], pads=[2, 2, 2, 2])),
+]
+
+
+@pytest.mark.parametrize("op,attrs", POOLS)
+@pytest.mark.parametrize("batch", [1, 2])
+def test_pool(op: str, attrs: dict, batch: int) -> None:
+    x = rand(batch, 5, 11, 9)
+    check(model([helper.make_node(op, ["x"], ["y"], **attrs)], {"x": x}, ["y"]), {"x": x})
+
+
+def test_max_pool_propagates_nan() -> None:
+    x = rand(1, 2, 6, 6)
+    x[0, 0, 2, 3] = np.nan
+    m = model([helper.make_node("MaxPool", ["x"], ["y"], kernel_shape=[3, 3], strides=[1, 1])],
+              {"x": x}, ["y"])
+    got, want = plan(m).run([x])[0], plan(m, optimize=False).run([x])[0]
+    np.testing.assert_array_equal(np.isnan(got), np.isnan(want))
+    assert np.isnan(got).sum() == 9
+    np.testing.assert_array_equal(got[~np.isnan(got)], want[~np.isnan(want)])
+
+
+@pytest.mark.parametrize("act", ["", "Relu", "Clip"])
+def test_channel_affine(act: str) -> None:
+    """A BatchNormalization with no conv before it becomes a ChannelAffine."""
+    x = rand(2, 6, 5, 7)
+    inits = {"s": rand(6) + 2.0, "b": rand(6), "m": rand(6), "v": np.abs(rand(6)) + 0.5}
+    nodes = [helper.make_node("BatchNormalization", ["x", "s", "b", "m", "v"], ["n"]),
+             *_act_nodes(act, "n", "y", inits)]
+    p = check(model(nodes, {"x": x}, ["y"], inits), {"x": x})
+    assert ops(p)[0] == "ChannelAffine"

@@ -38,11 +38,15 @@ VARIANTS: dict[str, tuple[str, str]] = {
     "aioinfer.plugins.numpy.kernels.normalization.layer_norm": ("normalization", "layer_norm"),
     "aioinfer.plugins.numpy.kernels.softmax.softmax": ("softmax", "softmax"),
     "aioinfer.plugins.numpy.kernels.softmax.softmax_v1": ("softmax", "softmax_v1"),
+    "aioinfer.plugins.numpy.kernels.winograd.winograd_conv": ("winograd", "winograd_conv"),
+    "aioinfer.plugins.numpy.kernels.affine.channel_affine": ("affine", "channel_affine"),
+    "aioinfer.plugins.numpy.kernels.pool.max_pool": ("pool", "max_pool"),
+    "aioinfer.plugins.numpy.kernels.pool.average_pool": ("pool", "average_pool"),
 }
 
 #: per kind of compiled kernel, the work (multiply-adds or elements) below which a call stays
 #: on one thread (``parallel.run_blocks``'s ``min_work``); tests set them to 0
-MIN_WORK: dict[str, float] = {"depthwise": 400_000.0, "rows": 400_000.0}
+MIN_WORK: dict[str, float] = {"depthwise": 400_000.0, "rows": 400_000.0, "pool": 1_000_000.0}
 
 _lock = threading.Lock()
 _modules: dict[str, Any] = {}
