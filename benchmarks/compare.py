@@ -1,5 +1,8 @@
 """aioinfer (NUMPY) against onnxruntime (and OpenVINO when installed), same machine, same run.
 
+aioinfer runs twice where numba is installed: with its compiled tier (``aioinfer``, the
+default) and without it (``aioinfer-numpy``, ENABLE_JIT=False).
+
 Every (model, engine, mode) pair lives in a worker process of its own, so each engine's peak
 RSS is its own; the parent interleaves the workers round by round (a burst of inferences on
 each in turn), so load from elsewhere on the machine hits every engine alike; each burst starts
@@ -38,9 +41,14 @@ sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # run from
 LIGHT = pathlib.Path(onnx.__file__).parent / "backend" / "test" / "data" / "light"
 LIGHT_MODELS = ["resnet50", "densenet121", "inception_v1", "squeezenet", "shufflenet"]
 SETTLE_S = 0.2  # idle time before each burst: the previous engine's spinning threads stop
+#: built-in models: name -> builder arguments ("model": the builder's name when it differs)
 BUILT: dict[str, dict[str, Any]] = {
     "bert": dict(hidden=256, layers=4, heads=4, seq=128, max_positions=128),
     "gpt2": dict(hidden=256, layers=4, heads=4, seq=32, past=32),
+    "gpt2-step": dict(model="gpt2", hidden=256, layers=4, heads=4, seq=1, past=127,
+                      max_positions=128),  # a decoder step: one new token, 127 cached
+    "vit": dict(image_size=224, patch=16, hidden=192, layers=4, heads=3),
+    "mobilenet_v2": dict(image_size=224),
     "mlp": dict(batch=64, sizes=(1024, 4096, 4096, 1000)),
 }
 
@@ -84,7 +92,11 @@ def build_models(names: list[str], folder: pathlib.Path) -> dict[str, pathlib.Pa
 
     paths = {}
     for name in names:
-        proto = randomized_light(name) if name in LIGHT_MODELS else models.get(name, **BUILT[name])
+        if name in LIGHT_MODELS:
+            proto = randomized_light(name)
+        else:
+            kw = dict(BUILT[name])
+            proto = models.get(kw.pop("model", name), **kw)
         path = folder / f"{name}.onnx"
         onnx.save(proto, str(path))
         paths[name] = path
@@ -120,12 +132,16 @@ def gflops(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> float:
 
 
 # -- engines (run inside the workers) ------------------------------------------------------------
-def _aioinfer(path: str, mode: str) -> tuple[Callable[[], Any], Callable[[float], float]]:
+def _aioinfer(path: str, mode: str, jit: bool | None = None
+              ) -> tuple[Callable[[], Any], Callable[[float], float]]:
     import aioinfer
     from aioinfer import models
 
     core = aioinfer.Core()
-    compiled = core.compile_model(path, "NUMPY", {"PERFORMANCE_HINT": mode})
+    config: dict[str, Any] = {"PERFORMANCE_HINT": mode}
+    if jit is not None:
+        config["ENABLE_JIT"] = jit
+    compiled = core.compile_model(path, "NUMPY", config)
     feeds = models.example_inputs(onnx.load(path))
     request = compiled.create_infer_request()
 
@@ -212,7 +228,14 @@ def _threaded_throughput(once: Callable[[], Any], threads: int, seconds: float,
     return done[0] / (time.perf_counter() - start)
 
 
-ENGINES = {"aioinfer": _aioinfer, "onnxruntime": _onnxruntime, "openvino": _openvino}
+def _aioinfer_numpy(path: str, mode: str) -> tuple[Callable[[], Any], Callable[[float], float]]:
+    """aioinfer without its compiled (numba) tier: NumPy's kernels only."""
+    return _aioinfer(path, mode, jit=False)
+
+
+ENGINES = {"aioinfer": _aioinfer, "aioinfer-numpy": _aioinfer_numpy,
+           "onnxruntime": _onnxruntime, "openvino": _openvino}
+OURS = ("aioinfer", "aioinfer-numpy")  # rows that get ratio columns
 
 
 def _worker(conn: Any, engine: str, path: str, mode: str) -> None:
@@ -288,7 +311,12 @@ class Worker:
 
 # -- the run ------------------------------------------------------------------------------------
 def available_engines() -> list[str]:
-    engines = ["aioinfer", "onnxruntime"]
+    """aioinfer (with the compiled tier when numba is installed, and then also without it:
+    ``aioinfer-numpy``), onnxruntime, and OpenVINO when installed."""
+    from aioinfer.plugins.numpy.kernels import jit
+
+    engines = ["aioinfer", "aioinfer-numpy"] if jit.default_enabled() else ["aioinfer"]
+    engines.append("onnxruntime")
     try:
         import openvino  # noqa: F401
 
@@ -342,12 +370,11 @@ def table(all_results: dict[str, dict[str, dict[str, float]]], flops: dict[str, 
             row = [model, engine, f"{r['latency_ms']:.2f}",
                    f"{flops[model] / (r['latency_ms'] / 1e3):.1f}", f"{r['throughput']:.1f}",
                    f"{r['compile_s']:.2f}", f"{r['rss_mb']:.0f}"]
-            mine = res.get("aioinfer")
             for key, fmt in (("latency_ms", "{:.2f}x"), ("throughput", "{:.2f}x"),
                              ("rss_mb", "{:.2f}x")):
                 for p in peers:
-                    if engine == "aioinfer" and p in res and mine:
-                        row.append(fmt.format(mine[key] / res[p][key]))
+                    if engine in OURS and p in res:
+                        row.append(fmt.format(r[key] / res[p][key]))
                     else:
                         row.append("")
             lines.append("| " + " | ".join(row) + " |")
@@ -397,7 +424,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--svg", type=pathlib.Path, help="write the ratio plot here")
     args = parser.parse_args(argv)
     engines = available_engines()
-    peers = [e for e in engines if e != "aioinfer"]
+    peers = [e for e in engines if e not in OURS]
     results, flops = {}, {}
     with tempfile.TemporaryDirectory() as tmp:
         paths = build_models(args.models, pathlib.Path(tmp))
