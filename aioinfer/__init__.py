@@ -10,6 +10,7 @@ from . import errors, properties
 from .core import Core
 from .extensions import Op, TensorType
 from .model import Model, Port
+from .ort.session import InferenceSession
 from .plugins.base import CompiledModel, Plugin, Stage, SyncInferRequest
 from .runtime.infer_queue import AsyncInferQueue
 from .runtime.request import InferRequest
@@ -20,6 +21,7 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Core",
+    "InferenceSession",
     "Model",
     "Port",
     "CompiledModel",

@@ -1,0 +1,1 @@
+"""Example plugin EP libraries (see :mod:`.fused_elementwise`)."""

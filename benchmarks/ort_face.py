@@ -1,0 +1,113 @@
+"""The onnxruntime face: the example EP's fused chains vs NUMPY op by op, and cache_dir's
+warm vs cold session creation.
+
+Usage: ``python benchmarks/ort_face.py [--repeat N] [--size N]``.
+
+1. ``chain``: a float32 elementwise chain (Mul, Add, Sigmoid, Mul, LeakyRelu, Sub, Relu) on a
+   ``[size, 1024]`` tensor, run by the example plugin EP (one numba loop) and by NUMPY (one
+   kernel and one temporary per op). Runs are interleaved; medians, their ratio and the spread
+   (max/min of each side) are printed.
+2. ``cache``: session creation of a ResNet-50-sized ``aioinfer.models.cnn`` from a file with
+   ``cache_dir`` on ``device_type=CPU`` (the OpenVINO engine, caching natively) cold (empty
+   cache) and warm, alternated, each in a fresh Core.
+The host is shared and noisy: read the spread before the ratio.
+"""
+
+from __future__ import annotations
+
+import argparse
+import pathlib
+import shutil
+import statistics
+import tempfile
+import time
+
+import numpy as np
+import onnx
+from onnx import TensorProto, helper, numpy_helper
+
+import aioinfer
+import aioinfer.onnxruntime as ort
+from aioinfer import models
+
+
+def chain_model(rows: int, cols: int = 1024) -> onnx.ModelProto:
+    consts = {"k": 1.5, "c": -0.25, "d": 0.5}
+    inits = [numpy_helper.from_array(np.array(v, np.float32), n) for n, v in consts.items()]
+    nodes = [helper.make_node("Mul", ["x", "k"], ["a"]), helper.make_node("Add", ["a", "c"], ["b"]),
+             helper.make_node("Sigmoid", ["b"], ["s"]), helper.make_node("Mul", ["s", "x"], ["m"]),
+             helper.make_node("LeakyRelu", ["m"], ["r"], alpha=0.1),
+             helper.make_node("Sub", ["r", "d"], ["t"]), helper.make_node("Relu", ["t"], ["y"])]
+    shape = [rows, cols]
+    graph = helper.make_graph(nodes, "chain",
+                              [helper.make_tensor_value_info("x", TensorProto.FLOAT, shape)],
+                              [helper.make_tensor_value_info("y", TensorProto.FLOAT, shape)],
+                              initializer=inits)
+    return helper.make_model(graph, opset_imports=[helper.make_opsetid("", 17)])
+
+
+def bench_chain(repeat: int, rows: int) -> None:
+    ort.register_execution_provider_library("FusedElementwise",
+                                            "aioinfer.ort.ep.examples.fused_elementwise")
+    proto = chain_model(rows).SerializeToString()
+    core = aioinfer.Core()
+    fused = ort.InferenceSession(proto, providers=["FusedElementwise"], core=core)
+    numpy = ort.InferenceSession(proto, providers=[("OpenVINOExecutionProvider",
+                                                    {"device_type": "NUMPY"})], core=core)
+    x = np.random.default_rng(0).standard_normal((rows, 1024)).astype(np.float32)
+    np.testing.assert_allclose(fused.run(None, {"x": x})[0], numpy.run(None, {"x": x})[0],
+                               rtol=1e-5, atol=1e-6)
+    times: dict[str, list[float]] = {"fused EP": [], "NUMPY": []}
+    for _ in range(repeat):
+        for label, session in (("fused EP", fused), ("NUMPY", numpy)):
+            start = time.perf_counter()
+            for _ in range(10):
+                session.run(None, {"x": x})
+            times[label].append((time.perf_counter() - start) / 10 * 1e3)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    print(f"chain of 7 elementwise ops on [{rows},1024] float32, {repeat} interleaved rounds")
+    for label, values in times.items():
+        print(f"  {label:9s} median {med[label]:7.3f} ms  spread max/min "
+              f"{max(values) / min(values):.2f}")
+    print(f"  NUMPY / fused EP = {med['NUMPY'] / med['fused EP']:.2f}x")
+
+
+def bench_cache(repeat: int) -> None:
+    folder = pathlib.Path(tempfile.mkdtemp(prefix="aioinfer-cache-bench-"))
+    path = folder / "resnet50ish.onnx"
+    onnx.save(models.get("cnn", widths=(64, 128, 256, 512), blocks_per_stage=4), path)
+    cache_dir = folder / "cache"
+    options = [{"device_type": "CPU", "cache_dir": str(cache_dir)}]
+    times: dict[str, list[float]] = {"cold": [], "warm": []}
+    for _ in range(repeat):
+        for label in ("cold", "warm"):
+            if label == "cold":
+                shutil.rmtree(cache_dir, ignore_errors=True)
+            start = time.perf_counter()
+            ort.InferenceSession(str(path), providers=["OpenVINOExecutionProvider"],
+                                 provider_options=options, core=aioinfer.Core())
+            times[label].append(time.perf_counter() - start)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    size = path.stat().st_size / 1e6
+    print(f"session creation, cnn widths 64..512 x4 blocks ({size:.0f} MB), CPU (OpenVINO) "
+          f"with cache_dir, {repeat} alternated rounds")
+    for label, values in times.items():
+        print(f"  {label} median {med[label] * 1e3:7.1f} ms  spread max/min "
+              f"{max(values) / min(values):.2f}")
+    print(f"  warm / cold = {med['warm'] / med['cold']:.2f}")
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--repeat", type=int, default=15)
+    parser.add_argument("--size", type=int, default=256, help="rows of the chain's tensor")
+    parser.add_argument("--skip-cache", action="store_true")
+    args = parser.parse_args()
+    bench_chain(args.repeat, args.size)
+    if not args.skip_cache:
+        bench_cache(max(3, args.repeat // 3))
+
+
+if __name__ == "__main__":
+    main()
