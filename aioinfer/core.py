@@ -1,11 +1,13 @@
 """Core: finds plugins, reads models, compiles them for a device.
 
 Plugins come from three places, in this order of precedence: :meth:`Core.register_plugin`,
-the built-in devices (NUMPY, TEMPLATE, and the virtual HETERO), and the ``aioinfer.plugins``
-entry-point group (for third-party packages; resolved once per process and cached). A plugin is
-instantiated the first time its device is used, and gets a :class:`CoreView` of its Core (its
-``get_core()``), through which a virtual plugin queries and compiles on the devices it is built
-from. ``CPU`` is an alias of ``NUMPY`` for now.
+the built-in devices (NUMPY, TEMPLATE, the ``CPU`` proxy over them, and the virtual HETERO,
+MULTI, AUTO and BATCH), and the ``aioinfer.plugins`` entry-point group (for third-party
+packages; resolved once per process and cached). A plugin is instantiated the first time its
+device is used, and gets a :class:`CoreView` of its Core (its ``get_core()``), through which a
+virtual plugin queries and compiles on the devices it is built from. ``CPU`` is a proxy plugin
+(:mod:`aioinfer.plugins.proxy`) over the host-CPU plugins, which it hides from
+``available_devices`` (they stay addressable by name).
 
 Device strings go through one parser (:func:`aioinfer.devices.parse_device`): ``NUMPY.1`` is
 device ``1`` of NUMPY (passed on as ``DEVICE_ID``), and ``HETERO:A,B`` is the HETERO plugin with
@@ -37,8 +39,11 @@ _BUILTIN: dict[str, str] = {
     "NUMPY": "aioinfer.plugins.numpy:NumpyPlugin",
     "TEMPLATE": "aioinfer.plugins.template:TemplatePlugin",
     "HETERO": "aioinfer.plugins.hetero:HeteroPlugin",
+    "CPU": "aioinfer.plugins.proxy:ProxyPlugin",
+    "MULTI": "aioinfer.plugins.multi:MultiPlugin",
+    "AUTO": "aioinfer.plugins.auto:AutoPlugin",
+    "BATCH": "aioinfer.plugins.batch:BatchPlugin",
 }
-_ALIASES = {"CPU": "NUMPY"}
 
 
 @functools.cache
@@ -69,19 +74,31 @@ class Core:
     @property
     def available_devices(self) -> list[str]:
         """Device names whose plugin loads and whose hardware is present (virtual devices
-        such as HETERO are not listed, as in OpenVINO; they are built over these)."""
+        such as HETERO are not listed, as in OpenVINO; they are built over these). Plugins a
+        proxy stands for (NUMPY, TEMPLATE behind ``CPU``) are listed as the proxy."""
+        return self._devices()[0]
+
+    def _devices(self) -> tuple[list[str], list[str]]:
+        """(available devices, the plugins proxies hide)."""
         names = [*self._registered, *_BUILTIN, *_entry_point_plugins()]
-        found = []
+        found: dict[str, list[str]] = {}
+        hidden: set[str] = set()
         for name in dict.fromkeys(names):
             try:
                 plugin = self._plugin(name)
             except PluginLoadError:
                 continue
             if plugin.is_available() and not plugin.virtual:
+                hidden.update(plugin.hidden_devices())
                 ids = plugin.device_ids()
-                found.extend([f"{name}.{i}" for i in ids] if len(ids) > 1 else [name])
-        aliases = [a for a, target in _ALIASES.items() if target in found]
-        return sorted(aliases) + sorted(found)
+                found[name] = [f"{name}.{i}" for i in ids] if len(ids) > 1 else [name]
+        hidden_plugins = {parse_device(d).name for d in hidden}
+
+        def is_hidden(name: str, device: str) -> bool:  # "NUMPY", or "OPENVINO.CPU"
+            return device in hidden or (device == name and name in hidden_plugins)
+
+        shown = sorted(d for name, ds in found.items() for d in ds if not is_hidden(name, d))
+        return shown, sorted(hidden_plugins & set(found))
 
     def register_plugin(self, plugin: PluginSource, device_name: str | None = None) -> None:
         """Register a plugin under ``device_name``.
@@ -103,8 +120,7 @@ class Core:
             self._plugins.pop(self._resolve(device_name), None)
 
     def _resolve(self, device: str) -> str:
-        name = parse_device(device).name
-        return _ALIASES.get(name, name)
+        return parse_device(device).name
 
     def _plugin(self, device: str) -> Plugin:
         name = self._resolve(device)
@@ -119,7 +135,7 @@ class Core:
         if source is None and name in _entry_point_plugins():
             source = _entry_point_plugins()[name]
         if source is None:
-            known = sorted({*self._registered, *_BUILTIN, *_entry_point_plugins(), *_ALIASES})
+            known = sorted({*self._registered, *_BUILTIN, *_entry_point_plugins()})
             raise DeviceNotFoundError(
                 f"device {name!r} not found; known devices: {', '.join(known)}", device=name
             )
@@ -177,11 +193,11 @@ class Core:
     ) -> None:
         """Set properties of ``device`` (``set_property("NUMPY", {...})``)."""
         if isinstance(device, Mapping):
-            for name in self.available_devices:
-                if name not in _ALIASES:
-                    plugin = self._plugin(name)
-                    supported = plugin.get_property("SUPPORTED_PROPERTIES")
-                    plugin.set_property({k: v for k, v in device.items() if k in supported})
+            shown, hidden = self._devices()
+            for name in [*hidden, *shown]:  # a proxy's primary is also set through the proxy
+                plugin = self._plugin(name)
+                supported = plugin.get_property("SUPPORTED_PROPERTIES")
+                plugin.set_property({k: v for k, v in device.items() if k in supported})
             self._core_properties.update(device)
             return
         self._plugin(device).set_property(properties or {})

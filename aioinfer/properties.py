@@ -38,6 +38,35 @@ DEVICE_PRIORITIES = "MULTI_DEVICE_PRIORITIES"  # OpenVINO's ov::device::prioriti
 DEVICE_PROPERTIES = "DEVICE_PROPERTIES"  # {device: {key: value}} for a virtual device's targets
 AFFINITY = "AFFINITY"  # HETERO: {node name: device} overrides
 HETERO_NUMBER_OF_SUBMODELS = "HETERO_NUMBER_OF_SUBMODELS"
+# MULTI / AUTO (OpenVINO's names)
+ENABLE_STARTUP_FALLBACK = "ENABLE_STARTUP_FALLBACK"
+ENABLE_RUNTIME_FALLBACK = "ENABLE_RUNTIME_FALLBACK"
+MODEL_PRIORITY = "MODEL_PRIORITY"  # ov::hint::model_priority: LOW, MEDIUM, HIGH, DEFAULT
+SCHEDULE_POLICY = "SCHEDULE_POLICY"  # EARLIEST_FINISH (default) or DEVICE_PRIORITY
+# BATCH
+AUTO_BATCH_TIMEOUT = "AUTO_BATCH_TIMEOUT"  # ms a request waits for its batch to fill
+OPTIMAL_BATCH_SIZE = "OPTIMAL_BATCH_SIZE"
+BATCH_SIZE = "BATCH_SIZE"  # the batch a BATCH compiled model runs (1: unbatched)
+BATCH_UNBATCHED_REASON = "BATCH_UNBATCHED_REASON"  # why a model runs unbatched ("" if batched)
+# The proxy (OpenVINO's src/plugins/proxy)
+PROXY_ALIAS_FOR = "PROXY_ALIAS_FOR"  # the hidden plugins a proxy stands for, in priority order
+
+
+class ModelPriority(str, enum.Enum):
+    """Values of ``MODEL_PRIORITY`` (``DEFAULT`` is ``MEDIUM``)."""
+
+    LOW = "LOW"
+    MEDIUM = "MEDIUM"
+    HIGH = "HIGH"
+    DEFAULT = "DEFAULT"
+
+    @property
+    def rank(self) -> int:
+        """Smaller runs first: HIGH 0, MEDIUM and DEFAULT 1, LOW 2."""
+        return {"HIGH": 0, "MEDIUM": 1, "DEFAULT": 1, "LOW": 2}[self.value]
+
+    def __str__(self) -> str:
+        return self.value
 
 
 class PerformanceMode(str, enum.Enum):
@@ -112,6 +141,14 @@ def performance_mode(value: Any) -> PerformanceMode:
         raise ValueError(f"expected one of {names}") from None
 
 
+def model_priority(value: Any) -> ModelPriority:
+    try:
+        return ModelPriority(str(value).upper())
+    except ValueError:
+        names = ", ".join(m.value for m in ModelPriority)
+        raise ValueError(f"expected one of {names}") from None
+
+
 def streams(value: Any) -> int:
     """NUM_STREAMS: a count, or AUTO (0: derived from the performance hint)."""
     if str(value).upper() == "AUTO":
@@ -136,6 +173,29 @@ def host_cores() -> int:
     if hasattr(os, "sched_getaffinity"):
         return len(os.sched_getaffinity(0))
     return os.cpu_count() or 1
+
+
+_HOST_UUID: str | None = None
+
+
+def host_cpu_uuid() -> str:
+    """The ``DEVICE_UUID`` every host-CPU plugin reports (NUMPY, TEMPLATE, the engines on the
+    CPU), so that the ``CPU`` proxy groups them as one device: a name-based UUID of this
+    machine (``/etc/machine-id``, else the MAC address) and its processor."""
+    global _HOST_UUID
+    if _HOST_UUID is None:
+        import platform
+        import uuid
+
+        try:
+            with open("/etc/machine-id", encoding="ascii") as f:
+                machine = f.read().strip()
+        except OSError:
+            machine = ""
+        machine = machine or f"{uuid.getnode():012x}"
+        _HOST_UUID = str(uuid.uuid5(uuid.NAMESPACE_OID, f"aioinfer-host-cpu:{machine}:"
+                                    f"{platform.machine()}:{platform.processor()}"))
+    return _HOST_UUID
 
 
 def resolve_streams(hint: PerformanceMode, streams: int, num_requests: int = 0) -> int:

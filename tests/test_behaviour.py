@@ -8,7 +8,10 @@ import aioinfer
 from aioinfer.errors import PluginLoadError
 from aioinfer.testing.behaviour import PluginBehaviour, checks
 
-_CANDIDATES = ["NUMPY", "TEMPLATE", "HETERO:NUMPY,TEMPLATE", "HETERO:TEMPLATE,NUMPY"]
+_CANDIDATES = ["NUMPY", "TEMPLATE", "HETERO:NUMPY,TEMPLATE", "HETERO:TEMPLATE,NUMPY", "CPU",
+               "MULTI:NUMPY,TEMPLATE", "AUTO", "AUTO:TEMPLATE,NUMPY", "BATCH:NUMPY(4)"]
+# BATCH's default 1 s timeout would make every lone request of the suite wait for it
+_CONFIG = {"BATCH:NUMPY(4)": {"AUTO_BATCH_TIMEOUT": 5}}
 
 
 def _devices() -> list[object]:
@@ -16,8 +19,6 @@ def _devices() -> list[object]:
     names = dict.fromkeys([*_CANDIDATES, *core.available_devices])
     params = []
     for name in names:
-        if name == "CPU":  # an alias of NUMPY
-            continue
         try:
             core.get_property(name, "SUPPORTED_PROPERTIES")
         except PluginLoadError as exc:
@@ -31,5 +32,11 @@ def _devices() -> list[object]:
 @pytest.mark.parametrize("check", checks())
 @pytest.mark.parametrize("device", _devices())
 def test_behaviour(device: str, check: str) -> None:
-    suite = type(f"Behaviour{device}", (PluginBehaviour,), {"device": device})()
+    config = _CONFIG.get(device, {})
+
+    def compile(self: PluginBehaviour, model: object, extra: dict | None = None) -> object:
+        return PluginBehaviour.compile(self, model, {**config, **(extra or {})})  # type: ignore
+
+    suite = type(f"Behaviour{device}", (PluginBehaviour,), {"device": device,
+                                                             "compile": compile})()
     getattr(suite, check)()

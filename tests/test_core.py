@@ -13,8 +13,10 @@ from .models_small import add_relu, linear, unknown_op
 
 
 def test_available_devices_include_builtins() -> None:
-    devices = aioinfer.Core().available_devices
-    assert {"CPU", "NUMPY", "TEMPLATE"} <= set(devices)
+    core = aioinfer.Core()
+    devices = core.available_devices
+    assert "CPU" in devices and not {"NUMPY", "TEMPLATE"} & set(devices)  # behind the proxy
+    assert core.get_property("NUMPY", "FULL_DEVICE_NAME")  # and addressable by name
 
 
 def test_unknown_device_is_a_typed_error_naming_it() -> None:
@@ -23,9 +25,12 @@ def test_unknown_device_is_a_typed_error_naming_it() -> None:
     assert info.value.device == "NOPE"
 
 
-def test_cpu_resolves_to_numpy() -> None:
-    compiled = aioinfer.Core().compile_model(add_relu(), "CPU")
-    assert compiled.get_property("EXECUTION_DEVICES") == ["NUMPY"]
+def test_cpu_resolves_to_its_primary_plugin() -> None:
+    core = aioinfer.Core()
+    compiled = core.compile_model(add_relu(), "CPU")
+    primary = core.get_property("CPU", "PROXY_ALIAS_FOR")[0]  # NUMPY, or an installed engine
+    [device] = compiled.get_property("EXECUTION_DEVICES")
+    assert device.split(".")[0] == primary
 
 
 def test_register_plugin_instance_and_import_path() -> None:
@@ -57,7 +62,8 @@ def test_get_and_set_property() -> None:
     core = aioinfer.Core()
     core.set_property("NUMPY", {"PERFORMANCE_HINT": "throughput"})
     assert core.get_property("NUMPY", "PERFORMANCE_HINT") == "THROUGHPUT"
-    assert core.get_property("CPU", "PERFORMANCE_HINT") == "THROUGHPUT"  # alias, same plugin
+    core.set_property("CPU", {"MULTI_DEVICE_PRIORITIES": "NUMPY,TEMPLATE"})
+    assert core.get_property("CPU", "PERFORMANCE_HINT") == "THROUGHPUT"  # from the primary
     supported = core.get_property("NUMPY", "SUPPORTED_PROPERTIES")
     assert supported["FULL_DEVICE_NAME"] == "RO" and supported["NUM_STREAMS"] == "RW"
 

@@ -51,6 +51,8 @@ def _specs(device: str) -> list[Property]:
                  "AIOINFER_JIT not 0)", validate=P.boolean, default=jit.default_enabled()),
         Property(P.OPTIMIZATION_CAPABILITIES, "what the device can do", mutable=False,
                  default=["FP32"]),
+        Property(P.DEVICE_UUID, "the host CPU's UUID (the CPU proxy groups plugins by it)",
+                 mutable=False, getter=P.host_cpu_uuid),
     ]
 
 

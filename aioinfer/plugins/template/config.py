@@ -16,6 +16,8 @@ def device_specs(device: str) -> list[Property]:
                  default=f"{device} (onnx {onnx.__version__} reference evaluator)"),
         Property(P.OPTIMIZATION_CAPABILITIES, "what the device can do", mutable=False,
                  default=["FP32", "FP16", "BF16", "INT8", "FP8", "EXPORT_IMPORT"]),
+        Property(P.DEVICE_UUID, "the host CPU's UUID (the CPU proxy groups plugins by it)",
+                 mutable=False, getter=P.host_cpu_uuid),
         # Read-write: settings, validated by the property's function on every set.
         Property(P.PERFORMANCE_HINT, "LATENCY, THROUGHPUT or CUMULATIVE_THROUGHPUT",
                  validate=P.performance_mode, default=P.PerformanceMode.LATENCY),
