@@ -20,7 +20,8 @@ def test_parse_device_forms():
     batch = parse_device("BATCH:NUMPY(4)")
     assert batch.targets == (DeviceName("NUMPY", count=4),)
     multi = parse_device("MULTI:GPU.0(2),CPU")
-    assert multi.targets[0] == DeviceName("GPU", "0", count=2) and str(multi) == "MULTI:GPU.0(2),CPU"
+    assert multi.targets[0] == DeviceName("GPU", "0", count=2)
+    assert str(multi) == "MULTI:GPU.0(2),CPU"
     assert str(parse_device(" hetero:numpy , template ")) == "HETERO:NUMPY,TEMPLATE"
 
 
