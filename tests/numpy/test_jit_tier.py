@@ -4,6 +4,7 @@ deterministic, and how it is chosen (ENABLE_JIT, AIOINFER_JIT, numba missing).""
 from __future__ import annotations
 
 import numpy as np
+import onnx
 import pytest
 from onnx import TensorProto, helper
 
@@ -393,3 +394,53 @@ def test_channel_affine(act: str) -> None:
              *_act_nodes(act, "n", "y", inits)]
     p = check(model(nodes, {"x": x}, ["y"], inits), {"x": x})
     assert ops(p)[0] == "ChannelAffine"
+
+
+def _attention(mask: str, heads: int = 2, t: int = 5, s: int = 7) -> tuple:
+    """Div(Q K^T, sqrt d) [-> Where(mask)] -> Softmax, as the builders emit it."""
+    inputs = {"q": rand(1, heads, t, 8), "k": rand(1, heads, 8, s)}
+    inits = {"d": np.array(np.sqrt(8.0), np.float32),
+             "fill": np.array(np.finfo(np.float32).min, np.float32)}
+    nodes = [helper.make_node("MatMul", ["q", "k"], ["qk"]),
+             helper.make_node("Div", ["qk", "d"], ["sc"])]
+    last = "sc"
+    if mask == "padding":  # BERT: the fill where the key is padding
+        inputs["pad"] = np.zeros((1, 1, 1, s), bool)
+        inputs["pad"][..., -2:] = True
+        nodes.append(helper.make_node("Where", ["pad", "fill", "sc"], ["ms"]))
+        last = "ms"
+    elif mask == "causal":  # GPT-2: keep where the causal mask is set
+        inits["causal"] = np.tril(np.ones((t, s), bool), k=s - t)[None, None]
+        nodes.append(helper.make_node("Where", ["causal", "sc", "fill"], ["ms"]))
+        last = "ms"
+    nodes.append(helper.make_node("Softmax", [last], ["y"], axis=-1))
+    return model(nodes, inputs, ["y"], inits), inputs
+
+
+@pytest.mark.parametrize("mask", ["none", "padding", "causal"])
+def test_scaled_masked_softmax_is_one_step(mask: str, tier: str) -> None:
+    m, inputs = _attention(mask)
+    p = check(m, inputs, rtol=1e-5, atol=1e-6)
+    fused = "MaskedSoftmax" in ops(p)
+    assert fused == (tier == "jit")
+    if fused:
+        assert not {"Div", "MaskedFill", "Softmax"} & set(ops(p))
+
+
+def test_fused_softmax_equals_the_unfused_compiled_steps(monkeypatch: pytest.MonkeyPatch
+                                                         ) -> None:
+    m, inputs = _attention("causal", heads=3, t=9, s=40)
+    p = plan(m)
+    got = p.run(list(inputs.values()))[0]
+    monkeypatch.setattr(jit, "_CHAIN_ENDS", frozenset())
+    want = plan(m).run(list(inputs.values()))[0]
+    np.testing.assert_array_equal(got, want)
+
+
+def test_softmax_chain_read_twice_is_not_fused() -> None:
+    m, inputs = _attention("padding")
+    m.graph.output.append(helper.make_value_info("sc", onnx.TypeProto()))  # Div's output
+    p = plan(m)
+    assert "MaskedSoftmax" not in ops(p)
+    ours = p.run(list(inputs.values()))
+    assert len(ours) == 2

@@ -48,6 +48,9 @@ VARIANTS: dict[str, tuple[str, str]] = {
 #: on one thread (``parallel.run_blocks``'s ``min_work``); tests set them to 0
 MIN_WORK: dict[str, float] = {"depthwise": 400_000.0, "rows": 400_000.0, "pool": 1_000_000.0}
 
+#: kernels that end a chain of steps fused into one compiled step (jit/attention.py)
+_CHAIN_ENDS = frozenset({"aioinfer.plugins.numpy.kernels.softmax.softmax"})
+
 _lock = threading.Lock()
 _modules: dict[str, Any] = {}
 _failure: list[str] = []  # why numba could not be loaded (once per process)
@@ -119,15 +122,23 @@ def _plans_in(fn: Callable[..., Any]) -> Iterator[Any]:
                 yield v
 
 
-def specialise(plan: Any, enabled: bool = True) -> Any:
+def specialise(plan: Any, enabled: bool = True, *, fuse: bool = True) -> Any:
     """Give ``plan``'s steps (and those of its subgraph plans) their compiled variants, in
-    place, when ``enabled``; return ``plan``. ``plan.jit_steps`` counts the steps changed."""
+    place, when ``enabled``, and fuse the chains of steps the tier runs as one (a new plan
+    then; not in subgraph plans, which their steps hold); return the plan to run.
+    ``jit_steps`` on it counts the compiled steps."""
     count = 0
     if enabled and env_allows():
+        # chains of several steps first, while the steps still have NumPy's kernels
+        if fuse and any(kernel_name(s.fn) in _CHAIN_ENDS for s in plan.steps):
+            attention = _module("attention")
+            if attention is not None:
+                plan = attention.fuse(plan, kernel_name)
+                count += sum(s.op_type == "MaskedSoftmax" for s in plan.steps)
         steps = list(plan.steps)
         for index, step in enumerate(steps):
             for sub in _plans_in(step.fn):
-                specialise(sub, enabled)
+                specialise(sub, enabled, fuse=False)
             variant = variant_of(step.fn)
             if variant is not None:
                 steps[index] = dataclasses.replace(step, fn=variant)
