@@ -1,4 +1,5 @@
-"""The ``aioinfer`` command: ``devices``, ``benchmark``, ``run`` and ``partition``.
+"""The ``aioinfer`` command: ``devices``, ``benchmark``, ``run``, ``partition``, ``pipeline``
+and ``demo``.
 
 This module only parses arguments and prints; the work is in :mod:`aioinfer.tools`.
 """
@@ -8,6 +9,7 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import Any
 
 from . import properties as P
 from .core import Core
@@ -27,17 +29,53 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
+_VIRTUAL = ("HETERO", "MULTI", "AUTO", "BATCH")
+
+
 def _devices(args: argparse.Namespace) -> int:
     core = Core()
-    for device in core.available_devices:
-        print(device)
-        supported = core.get_property(device, P.SUPPORTED_PROPERTIES)
-        for key in _KEY_PROPERTIES:
-            if key in supported:
-                print(f"    {key:<26} {core.get_property(device, key)}")
+    listed: list[tuple[str, str]] = [(d, "device") for d in core.available_devices]
+    hidden: list[str] = getattr(core, "_devices", lambda: ([], []))()[1]  # behind a proxy
+    listed += [(d, "behind a proxy") for d in hidden if d not in dict(listed)]
+    listed += [(d, "virtual") for d in _VIRTUAL if d not in dict(listed)]
+    report: dict[str, dict[str, Any]] = {}
+    for device, kind in listed:
+        try:
+            supported = core.get_property(device, P.SUPPORTED_PROPERTIES)
+        except AioInferError:
+            continue  # a virtual plugin that is not installed
+        keys = [k for k in _KEY_PROPERTIES if k in supported]
         if args.verbose:
-            for key in sorted(set(supported) - set(_KEY_PROPERTIES)):
-                print(f"    {key:<26} {core.get_property(device, key)}  ({supported[key]})")
+            keys += sorted(set(supported) - set(_KEY_PROPERTIES))
+        props: dict[str, object] = {}
+        for key in keys:
+            try:
+                props[key] = core.get_property(device, key)
+            except AioInferError as exc:  # a virtual device's property needs its targets
+                props[key] = f"<{type(exc).__name__}>"
+        report[device] = {"kind": kind, "properties": props}
+    if args.json:
+        import json
+
+        print(json.dumps(report, default=str))
+        return 0
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="aioinfer devices", title_justify="left")
+    table.add_column("device", style="bold")
+    table.add_column("kind")
+    table.add_column("property")
+    table.add_column("value", overflow="fold")
+    for device, entry in report.items():
+        props = entry["properties"]
+        first = True
+        for key, value in props.items() or [("", "")]:
+            table.add_row(device if first else "", str(entry["kind"]) if first else "",
+                          key, str(value))
+            first = False
+        table.add_section()
+    Console(width=120).print(table)
     return 0
 
 
@@ -103,12 +141,52 @@ def _partition(args: argparse.Namespace) -> int:
     return 0
 
 
+def _demo(args: argparse.Namespace) -> int:
+    from .demo import run_demo
+    from .tools.streaming import print_result, run_with_progress, stats_rows, summary_table
+
+    report, stats, stopped = run_with_progress(
+        lambda stats, on_result, on_start: run_demo(
+            args.out, frames=args.frames, device=args.device, requests=args.requests,
+            seed=args.seed, stats=stats, on_result=on_result, on_start=on_start),
+        progress=not (args.json or args.no_progress), description="demo")
+    payload = report.as_dict() if report is not None else {"device": args.device,
+                                                           **stats.as_dict()}
+    rows = [("device", args.device), *stats_rows(stats)]
+    if report is not None:
+        rows += [("sample video", str(report.sample_video)),
+                 ("annotated video", str(report.annotated_video)),
+                 ("results", str(report.results)), *(("note", n) for n in report.notes)]
+    print_result(payload, summary_table("aioinfer demo: handwritten digits, held out", rows),
+                 as_json=args.json)
+    return 130 if stopped else 0
+
+
+def _pipeline(args: argparse.Namespace) -> int:
+    from .tools.streaming import print_result, run_with_progress, stats_rows, summary_table
+    from .tools.streaming_pipeline import run_pipeline_command
+
+    outcome, stats, stopped = run_with_progress(
+        lambda stats, on_result, on_start: run_pipeline_command(args, stats, on_result,
+                                                                on_start),
+        progress=not (args.json or args.no_progress), description="pipeline")
+    rows = [("model", args.model), ("source", args.input), ("device", args.device),
+            *stats_rows(stats)]
+    outputs = {"video": args.output, "jsonl": args.jsonl}
+    rows += [(k, str(v)) for k, v in outputs.items() if v]
+    print_result({"model": args.model, "source": args.input, "device": args.device,
+                  **stats.as_dict(), **outputs},
+                 summary_table("aioinfer pipeline", rows), as_json=args.json)
+    return 130 if stopped else 0
+
+
 def _parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="aioinfer", description=__doc__.splitlines()[0])
     sub = parser.add_subparsers(dest="command", required=True)
 
     devices = sub.add_parser("devices", help="list devices and their key properties")
     devices.add_argument("-v", "--verbose", action="store_true", help="every property")
+    devices.add_argument("--json", action="store_true", help="one JSON object on stdout")
     devices.set_defaults(handler=_devices)
 
     bench = sub.add_parser("benchmark", help="measure latency and throughput "
@@ -145,7 +223,50 @@ def _parser() -> argparse.ArgumentParser:
                       "nodes over the devices")
     part.add_argument("-o", dest="output", metavar="FILE.dot", help="write the DOT there")
     part.set_defaults(handler=_partition)
+
+    demo = sub.add_parser("demo", help="the embedded demo: classify a video of held-out "
+                          "handwritten digits (no downloads), write the annotated video")
+    demo.add_argument("-d", dest="device", default="CPU", help="device (default CPU)")
+    demo.add_argument("--frames", type=int, help="frames of the sample video (default: "
+                      "every held-out digit, 6 frames each: 2160)")
+    demo.add_argument("--out", default="aioinfer-demo", help="output folder "
+                      "(default ./aioinfer-demo)")
+    demo.add_argument("--requests", type=int, default=0,
+                      help="inferences in flight (0: the device's optimal number)")
+    demo.add_argument("--seed", type=int, default=0, help="seed of the sample video")
+    _output_args(demo)
+    demo.set_defaults(handler=_demo)
+
+    pipe = sub.add_parser("pipeline", help="run a video file, camera or image folder "
+                          "through an image classifier")
+    pipe.add_argument("-m", dest="model", default="digits",
+                      help="ONNX image classifier (NCHW or NHWC with static H, W), or "
+                      "'digits' (the demo's); default digits")
+    pipe.add_argument("-i", dest="input", required=True,
+                      help="video file, image folder, or camera as camera:/dev/video0")
+    pipe.add_argument("-d", dest="device", default="CPU", help="device (default CPU)")
+    pipe.add_argument("--mode", choices=["auto", "lossless", "live"], default="auto",
+                      help="lossless: every frame in order; live: newest frame wins "
+                      "(default: live for cameras)")
+    pipe.add_argument("--requests", type=int, default=0,
+                      help="inferences in flight (0: the device's optimal number)")
+    pipe.add_argument("--top-k", type=int, default=5)
+    pipe.add_argument("--layout", default="NCHW", help="the model's input layout")
+    pipe.add_argument("--scale", type=float, nargs="+", default=[255.0],
+                      help="divide the pixels by this (one value or one per channel)")
+    pipe.add_argument("--mean", type=float, nargs="+",
+                      help="subtract this first (0..255 scale; one value or one per channel)")
+    pipe.add_argument("-o", dest="output", help="write the annotated video here (.mp4)")
+    pipe.add_argument("--jsonl", help="write one JSON line per frame here")
+    _output_args(pipe)
+    pipe.set_defaults(handler=_pipeline)
     return parser
+
+
+def _output_args(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--json", action="store_true",
+                        help="print one JSON object on stdout (no table, no progress bar)")
+    parser.add_argument("--no-progress", action="store_true", help="no progress bar")
 
 
 def _model_args(parser: argparse.ArgumentParser) -> None:

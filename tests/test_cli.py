@@ -27,9 +27,14 @@ def aioinfer(*args: str, timeout: float = 120) -> subprocess.CompletedProcess[st
 def test_devices_lists_cpu_with_properties() -> None:
     proc = aioinfer("devices")
     assert proc.returncode == 0, proc.stderr
-    lines = proc.stdout.splitlines()
-    assert "CPU" in lines and "NUMPY" in lines
-    assert any("FULL_DEVICE_NAME" in line and "NumPy" in line for line in lines)
+    assert "CPU" in proc.stdout and "FULL_DEVICE_NAME" in proc.stdout  # a rich table
+    proc = aioinfer("devices", "--json")
+    assert proc.returncode == 0, proc.stderr
+    devices = json.loads(proc.stdout)
+    assert devices["CPU"]["kind"] == "device"
+    assert "NumPy" in devices["NUMPY"]["properties"]["FULL_DEVICE_NAME"]
+    assert {"HETERO", "MULTI", "AUTO", "BATCH"} <= {
+        name for name, entry in devices.items() if entry["kind"] == "virtual"}
 
 
 def test_benchmark_default_model_async_with_json(tmp_path: Path) -> None:
