@@ -103,10 +103,9 @@ def main() -> None:
         for label, values in speeds.items():
             median = statistics.median(values)
             extra = ""
-            stats = compiled[label].statistics if isinstance(
-                compiled[label], BatchCompiledModel) else None
-            if stats is not None:
-                extra = f"  batches {stats()['sizes']}"
+            model = compiled[label]
+            if isinstance(model, BatchCompiledModel):
+                extra = f"  batches {model.statistics()['sizes']}"
             print(f"  {label:28} median {median:8.1f}  min {min(values):8.1f}  max "
                   f"{max(values):8.1f}  x{median / base:5.2f} of NUMPY's best  "
                   f"max|diff| {worst[label]:.2e}{extra}")

@@ -50,7 +50,8 @@ def latency(compiled: aioinfer.CompiledModel, x: np.ndarray, seconds: float) -> 
     """Median seconds of one sync inference."""
     request = compiled.create_infer_request()
     request.infer(x)
-    times, end = [], time.perf_counter() + seconds
+    times: list[float] = []
+    end = time.perf_counter() + seconds
     while time.perf_counter() < end or len(times) < 5:
         start = time.perf_counter()
         request.infer(x)
