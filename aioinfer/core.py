@@ -225,6 +225,12 @@ class Core:
         plugin, merged = self._target(device, config)
         return plugin.query_model(self._extensions.prepare(model, plugin), merged)
 
+    def import_model(self, blob: bytes, device: str, config: Mapping[str, Any] | None = None
+                     ) -> CompiledModel:
+        """A compiled model from ``compiled.export_model()`` bytes, on ``device``."""
+        plugin, merged = self._target(device, config)
+        return plugin.import_model(blob, merged)
+
     # -- extensions and remote contexts ------------------------------------------------------
     def add_extension(self, extension: Any) -> None:
         """Add custom operations (:class:`aioinfer.Op`): an Op subclass, a list of them, an
