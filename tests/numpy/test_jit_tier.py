@@ -444,3 +444,34 @@ def test_softmax_chain_read_twice_is_not_fused() -> None:
     assert "MaskedSoftmax" not in ops(p)
     ours = p.run(list(inputs.values()))
     assert len(ours) == 2
+
+
+def _signatures() -> dict[str, list]:
+    from numba.core.registry import CPUDispatcher
+
+    found = {}
+    for name, module in list(jit._modules.items()):
+        for attr, value in vars(module).items():
+            if isinstance(value, CPUDispatcher):
+                found[f"{name}.{attr}"] = list(value.signatures)
+    return found
+
+
+@needs_numba
+def test_runs_compile_nothing(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Every kernel is compiled (or loaded) when the model is: read-only constants and
+    writeable intermediates reach the kernels as one type (``_numba.ro``)."""
+    monkeypatch.setenv(jit.ENV, "1")
+    cases = [_mobile_block(), _attention("padding")]
+    x = rand(1, 64, 14, 14)
+    w = rand(64, 64, 3, 3, scale=0.05)
+    nodes = [helper.make_node("Conv", ["x", "w", "b"], ["c"], pads=[1] * 4),
+             helper.make_node("Relu", ["c"], ["r"]),
+             helper.make_node("MaxPool", ["r"], ["p"], kernel_shape=[3, 3], strides=[2, 2]),
+             helper.make_node("AveragePool", ["p"], ["y"], kernel_shape=[2, 2])]
+    cases.append((model(nodes, {"x": x}, ["y"], {"w": w, "b": rand(64)}), {"x": x}))
+    plans = [(plan(m), inputs) for m, inputs in cases]
+    before = _signatures()
+    for p, inputs in plans:
+        p.run(list(inputs.values()))
+    assert _signatures() == before

@@ -82,7 +82,6 @@ def _module(name: str) -> Any | None:
             return None
         try:
             module = importlib.import_module(f"{__name__}.{name}")
-            module.warm()  # compile or load the float32 kernels now, not in the first run
         except Exception as exc:  # noqa: BLE001 - numba missing or broken: the NumPy tier
             _failure.append(f"{type(exc).__name__}: {exc}")
             warnings.warn(f"aioinfer: the compiled (numba) tier is off: {_failure[0]}",
@@ -108,6 +107,7 @@ def variant_of(fn: Callable[..., Any]) -> Callable[..., Any] | None:
         return None
     variant = getattr(module, where[1])
     keywords = fn.keywords if isinstance(fn, functools.partial) else {}
+    module.warm(where[1], keywords)  # compile or load its kernels now, not in the first run
     return functools.partial(variant, **keywords) if keywords else variant
 
 
@@ -134,6 +134,8 @@ def specialise(plan: Any, enabled: bool = True, *, fuse: bool = True) -> Any:
             attention = _module("attention")
             if attention is not None:
                 plan = attention.fuse(plan, kernel_name)
+                if any(s.op_type == "MaskedSoftmax" for s in plan.steps):
+                    attention.warm("masked_softmax", {})
                 count += sum(s.op_type == "MaskedSoftmax" for s in plan.steps)
         steps = list(plan.steps)
         for index, step in enumerate(steps):

@@ -89,6 +89,19 @@ def njit(fn: Callable[..., Any]) -> Any:
     return numba.njit(nogil=True, cache=True, error_model="numpy", boundscheck=False)(fn)
 
 
+def ro(a: Any) -> Any:
+    """``a`` as a read-only array (a view when it is writeable). numba compiles a kernel once
+    per argument type, and read-only is part of the type: the plan's constants (weights,
+    biases) are read-only, intermediates are not. Every input-only argument of a kernel goes
+    through here, so each kernel has one signature per dtype, the one ``warm()`` compiles,
+    and no run compiles anything."""
+    if not a.flags.writeable:
+        return a
+    view = a.view()
+    view.flags.writeable = False
+    return view
+
+
 def njit_inline(fn: Callable[..., Any]) -> Any:
     """A small helper inlined (at numba IR level) into the kernels calling it: a call that
     stays a call costs ~10-20 ns per use and keeps the loop around it from vectorising."""

@@ -10,6 +10,7 @@ one division), in one pass instead of eight; the tanh form uses Eigen's float32 
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -17,7 +18,7 @@ from .. import activations as _np_act
 from .. import fused
 from ..parallel import matmul, run_blocks
 from . import MIN_WORK
-from ._numba import njit, njit_inline
+from ._numba import njit, njit_inline, ro
 from .conv import CLIP, CODES, LEAKY, NONE, RELU, act_code
 
 GELU, GELU_TANH = 4, 5
@@ -149,6 +150,7 @@ def _epilogue(y: np.ndarray, bias, z, code) -> bool:
             return False
         zz = np.ascontiguousarray(z).reshape(-1, n)
     rows = y.reshape(-1, n)
+    b, zz = ro(b), ro(zz)
 
     def block(lo: int, hi: int) -> None:
         rows_epilogue(rows, b, zz, lo, hi, *code)
@@ -195,7 +197,7 @@ def _gelu(x: np.ndarray, approximate: str):
         return None
     flat = np.ascontiguousarray(x).reshape(-1)
     y = np.empty(flat.shape, dtype=np.float32)
-    gelu_into(flat, y, GELU if approximate == "none" else GELU_TANH)
+    gelu_into(ro(flat), y, GELU if approximate == "none" else GELU_TANH)
     return y.reshape(x.shape)
 
 
@@ -211,10 +213,10 @@ def fused_gelu(x, *, approximate="none"):
     return fused.fused_gelu(x, approximate=approximate) if y is None else y
 
 
-def warm() -> None:
-    """Compile (or load from the cache) the float32 kernels of this module."""
+def warm(variant: str, keywords: dict[str, Any]) -> None:
+    """Compile (or load from the cache) the float32 kernel a ``variant`` step calls."""
     y = np.zeros((1, 4), np.float32)
-    for bias in (np.zeros(4, np.float32), _EMPTY1):
-        for z in (np.zeros((1, 4), np.float32), _EMPTY2):
-            rows_epilogue(y, bias, z, 0, 1, NONE, 0.0, 0.0, 0.0)
-    gelu_into(y.reshape(-1), y.reshape(-1).copy(), GELU)
+    if variant in ("gelu", "fused_gelu"):
+        gelu_into(ro(y.reshape(-1)), y.reshape(-1).copy(), GELU)
+    else:
+        rows_epilogue(y, ro(np.zeros(4, np.float32)), ro(y.copy()), 0, 1, NONE, 0.0, 0.0, 0.0)

@@ -3,13 +3,15 @@ makes a multiply, an add and an activation pass), channels cut over the intra-op
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .. import affine as _np_affine
 from .. import fused
 from ..parallel import run_blocks
 from . import MIN_WORK
-from ._numba import njit
+from ._numba import njit, ro
 from .activations import act2
 from .conv import act_code
 
@@ -49,7 +51,8 @@ def channel_affine(x, scale, shift, *, activation="", activation_alpha=0.01, cli
     n, c = x.shape[:2]
     xs = np.ascontiguousarray(x).reshape(n, c, -1)
     y = np.empty(xs.shape, dtype=np.float32)
-    a, b = np.ascontiguousarray(scale.reshape(c)), np.ascontiguousarray(shift.reshape(c))
+    a, b = ro(np.ascontiguousarray(scale.reshape(c))), ro(np.ascontiguousarray(shift.reshape(c)))
+    xs = ro(xs)
 
     def channels(lo: int, hi: int) -> None:
         affine_rows(xs, y, a, b, lo, hi, *code)
@@ -58,8 +61,8 @@ def channel_affine(x, scale, shift, *, activation="", activation_alpha=0.01, cli
     return y.reshape(x.shape)
 
 
-def warm() -> None:
+def warm(variant: str, keywords: dict[str, Any]) -> None:
     """Compile (or load from the cache) the float32 kernel of this module."""
     x = np.zeros((1, 1, 4), np.float32)
-    affine_rows(x, np.empty_like(x), np.ones(1, np.float32), np.zeros(1, np.float32), 0, 1, 0,
-                0.0, 0.0, 0.0)
+    affine_rows(ro(x), np.empty_like(x), ro(np.ones(1, np.float32)), ro(np.zeros(1, np.float32)),
+                0, 1, 0, 0.0, 0.0, 0.0)

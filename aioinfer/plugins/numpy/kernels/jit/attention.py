@@ -22,7 +22,7 @@ import numpy as np
 from ..parallel import run_blocks
 from . import MIN_WORK
 from ._math import exp1
-from ._numba import njit
+from ._numba import njit, ro
 from .normalization import lane_sum
 from .softmax import lane_max
 
@@ -71,7 +71,7 @@ def masked_softmax(x, mask=None, value=None, *, divisor, invert, axis, unfused):
             or (mask is not None and (value is None or value.dtype != _F32 or value.size != 1
                                       or np.broadcast_shapes(mask.shape, x.shape) != x.shape))):
         return unfused(x, mask, value)
-    xc = np.ascontiguousarray(x)
+    xc = ro(np.ascontiguousarray(x))
     y = np.empty(x.shape, dtype=np.float32)
     if mask is None:
         mode, m4, fill = NO_MASK, np.zeros((1, 1, 1, 1), dtype=bool), np.float32(0)
@@ -154,8 +154,8 @@ def fuse(plan: Any, name_of: Callable[[Any], str]) -> Any:
     return dataclasses.replace(plan, steps=[s for k, s in enumerate(steps) if k not in drop])
 
 
-def warm() -> None:
+def warm(variant: str, keywords: dict[str, Any]) -> None:
     """Compile (or load from the cache) the float32 kernel of this module."""
     x = np.zeros((1, 1, 1, 4), np.float32)
     m = np.broadcast_to(np.zeros((1, 1, 1, 1), bool), x.shape)
-    masked_softmax_rows(x, m, np.float32(0), np.float32(1), NO_MASK, 0, 1, np.empty_like(x))
+    masked_softmax_rows(ro(x), m, np.float32(0), np.float32(1), NO_MASK, 0, 1, np.empty_like(x))

@@ -16,7 +16,7 @@ from .. import conv_fast, fused
 from .._window import out_size, resolve_pads, spatial_defaults
 from ..parallel import run_blocks
 from . import MIN_WORK
-from ._numba import njit, njit_inline
+from ._numba import njit, njit_inline, ro
 
 NONE, RELU, LEAKY, CLIP = 0, 1, 2, 3
 CODES = {"": NONE, "Relu": RELU, "LeakyRelu": LEAKY, "Clip": CLIP}
@@ -172,10 +172,10 @@ class Epilogue:
 
     def __init__(self, b, zb, act, group: int, mg: int, dtype) -> None:
         self.numpy = conv_fast._Epilogue(b, zb, act, group, mg, dtype)
-        self.b = (_empty(dtype, 2) if b is None
-                  else np.ascontiguousarray(b.reshape(group, mg), dtype=dtype))
+        self.b = ro(_empty(dtype, 2) if b is None
+                    else np.ascontiguousarray(b.reshape(group, mg), dtype=dtype))
         self.zb = zb
-        self.z = _empty(dtype, 4) if zb is None else zb
+        self.z = ro(_empty(dtype, 4) if zb is None else zb)
         try:
             self.code = act_code(act)
         except LookupError:
@@ -241,7 +241,8 @@ def depthwise(x, w, b, z, act, auto_pad, pads, strides, dilations, shuffle: int,
     bias = np.zeros(m, dtype=x.dtype) if b is None else np.ascontiguousarray(b, dtype=x.dtype)
     zz = _empty(x.dtype, 4) if z is None or late else np.ascontiguousarray(z)
     run = code if code is not None and not late else (NONE, 0.0, 0.0, 0.0)
-    src = _depthwise_source(c, m, shuffle)
+    src = ro(_depthwise_source(c, m, shuffle))
+    x, w3, bias, zz = ro(x), ro(w3), ro(bias), ro(zz)
 
     def channels(lo: int, hi: int) -> None:
         depthwise2d(x, w3, bias, zz, y, src, lo, hi, strides[0], begin[0], begin[1], *run)
@@ -281,14 +282,16 @@ def fused_conv(x, w, b=None, z=None, into=None, *, auto_pad="NOTSET", dilations=
                             into_start=into_start, epilogue=Epilogue)
 
 
-def warm() -> None:
-    """Compile (or load from the cache) the float32 kernels of this module."""
+def warm(variant: str, keywords: dict[str, Any]) -> None:
+    """Compile (or load from the cache) the float32 kernels a ``variant`` step with these
+    attributes can call: the depthwise kernel only for grouped convolutions."""
+    y4 = np.zeros((1, 1, 1, 4), np.float32)
+    epilogue(y4, ro(np.zeros((1, 1), np.float32)), ro(y4.copy()), 0, 1, 0, 1, 0, 4, RELU, 0.0,
+             0.0, 0.0)
+    if keywords.get("group", 1) == 1:
+        return
     x = np.zeros((1, 1, 3, 3), np.float32)
     y = np.empty((1, 1, 3, 3), np.float32)
-    depthwise2d(x, np.zeros((1, 3, 3), np.float32), np.zeros(1, np.float32),
-                _empty(np.float32, 4), y, np.zeros(1, np.int64), 0, 1, 1, 1, 1, NONE, 0.0,
-                0.0, 0.0)
-    y4 = np.zeros((1, 1, 1, 4), np.float32)
-    epilogue(y4, np.zeros((1, 1), np.float32), y4.copy(), 0, 1, 0, 1, 0, 4, RELU, 0.0, 0.0, 0.0)
-    epilogue(y4, _empty(np.float32, 2), _empty(np.float32, 4), 0, 1, 0, 1, 0, 4, RELU, 0.0,
-             0.0, 0.0)
+    depthwise2d(ro(x), ro(np.zeros((1, 3, 3), np.float32)), ro(np.zeros(1, np.float32)),
+                ro(_empty(np.float32, 4)), y, ro(np.zeros(1, np.int64)), 0, 1, 1, 1, 1, NONE,
+                0.0, 0.0, 0.0)

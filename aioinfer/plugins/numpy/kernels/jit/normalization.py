@@ -9,13 +9,15 @@ whatever the row blocks) that vectorise, where a single accumulator would not.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .. import fused
 from .. import normalization as _np_norm
 from ..parallel import run_blocks
 from . import MIN_WORK
-from ._numba import njit, njit_inline
+from ._numba import njit, njit_inline, ro
 
 
 @njit_inline
@@ -103,8 +105,9 @@ def _layer_norm(x, scale, b, epsilon: float) -> np.ndarray | None:
     s, c = _vector(scale, n, x.dtype), _vector(b, n, x.dtype)
     if s is None or c is None:
         return None
-    rows = np.ascontiguousarray(x).reshape(-1, n)
+    rows = ro(np.ascontiguousarray(x).reshape(-1, n))
     y = np.empty(rows.shape, dtype=x.dtype)
+    s, c = ro(s), ro(c)
 
     def block(lo: int, hi: int) -> None:
         layer_norm_rows(rows, y, s, c, float(epsilon), lo, hi)
@@ -131,8 +134,8 @@ def layer_norm(x, scale, b=None, *, axis=-1, epsilon=1e-5, stash_type=1, n_outpu
                                n_outputs=n_outputs)
 
 
-def warm() -> None:
+def warm(variant: str, keywords: dict[str, Any]) -> None:
     """Compile (or load from the cache) the float32 kernel of this module."""
     x = np.ones((1, 9), np.float32)
     for s in (np.ones(9, np.float32), np.empty(0, np.float32)):
-        layer_norm_rows(x, np.empty_like(x), s, s, 1e-5, 0, 1)
+        layer_norm_rows(ro(x), np.empty_like(x), ro(s), ro(s), 1e-5, 0, 1)

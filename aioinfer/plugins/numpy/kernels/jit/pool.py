@@ -8,12 +8,14 @@ order and multiplies by NumPy's own per-position inverse counts (``pool._inverse
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .. import pool as _np_pool
 from ..parallel import run_blocks
 from . import MIN_WORK
-from ._numba import njit
+from ._numba import njit, ro
 
 MAX, AVG = 0, 1
 
@@ -81,7 +83,7 @@ _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
 
 def _pool(x, op: int, geo, inv) -> np.ndarray:
     y = np.empty((*x.shape[:2], *geo.out), dtype=x.dtype)
-    xc = np.ascontiguousarray(x)
+    xc, inv = ro(np.ascontiguousarray(x)), ro(inv)
     kh, kw = geo.kernel
     s = geo.strides[0]
     work = float(y.size) * kh * kw
@@ -130,8 +132,8 @@ def average_pool(x, *, auto_pad="NOTSET", ceil_mode=0, count_include_pad=0, dila
     return _pool(x, AVG, geo, np.ascontiguousarray(inv.reshape(geo.out)))
 
 
-def warm() -> None:
+def warm(variant: str, keywords: dict[str, Any]) -> None:
     """Compile (or load from the cache) the float32 kernel of this module."""
     x = np.zeros((1, 1, 3, 3), np.float32)
     y = np.empty((1, 1, 2, 2), np.float32)
-    pool2d(x, y, np.ones((2, 2), np.float32), 0, 1, 2, 2, 1, 0, 0, MAX)
+    pool2d(ro(x), y, ro(np.ones((2, 2), np.float32)), 0, 1, 2, 2, 1, 0, 0, MAX)

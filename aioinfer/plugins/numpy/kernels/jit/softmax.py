@@ -9,6 +9,7 @@ run and whatever the row blocks.
 from __future__ import annotations
 
 import math
+from typing import Any
 
 import numpy as np
 
@@ -16,7 +17,7 @@ from .. import softmax as _np_softmax
 from ..parallel import run_blocks
 from . import MIN_WORK
 from ._math import exp1
-from ._numba import njit, njit_inline
+from ._numba import njit, njit_inline, ro
 from .normalization import lane_sum
 
 
@@ -69,7 +70,7 @@ _F32 = np.dtype(np.float32)
 def _rows(x: np.ndarray, n: int) -> np.ndarray | None:
     if x.dtype != _F32 or n == 0 or x.size == 0:
         return None
-    rows = np.ascontiguousarray(x).reshape(-1, n)
+    rows = ro(np.ascontiguousarray(x).reshape(-1, n))
     y = np.empty(rows.shape, dtype=np.float32)
 
     def block(lo: int, hi: int) -> None:
@@ -93,7 +94,7 @@ def softmax_v1(x, *, axis=1):
     return _np_softmax.softmax_v1(x, axis=axis) if y is None else y
 
 
-def warm() -> None:
+def warm(variant: str, keywords: dict[str, Any]) -> None:
     """Compile (or load from the cache) the float32 kernel of this module."""
     x = np.zeros((1, 9), np.float32)
-    softmax_rows(x, np.empty_like(x), 0, 1)
+    softmax_rows(ro(x), np.empty_like(x), 0, 1)

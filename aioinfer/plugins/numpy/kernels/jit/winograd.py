@@ -10,12 +10,14 @@ written straight into the cropped (N, K, OH, OW) result, odd sizes included.
 
 from __future__ import annotations
 
+from typing import Any
+
 import numpy as np
 
 from .. import fused
 from .. import winograd as _np_wino
 from ..parallel import run_blocks
-from ._numba import njit
+from ._numba import njit, ro
 from .activations import act2
 from .conv import act_code
 
@@ -180,8 +182,9 @@ def winograd_conv(x, u, b=None, z=None, *, pads=(1, 1, 1, 1), activation="",
     th, tw = tiles = ((out[0] + 1) // 2, (out[1] + 1) // 2)
     xp = _np_wino._padded(np.ascontiguousarray(x), list(pads), tiles)
     y = np.empty((n, k, *out), dtype=np.float32)
-    bias = np.empty(0, np.float32) if b is None else np.ascontiguousarray(b.reshape(-1))
-    zz = np.empty((0, 0, 0, 0), np.float32) if z is None else np.ascontiguousarray(z)
+    bias = ro(np.empty(0, np.float32) if b is None else np.ascontiguousarray(b.reshape(-1)))
+    zz = ro(np.empty((0, 0, 0, 0), np.float32) if z is None else np.ascontiguousarray(z))
+    xp = ro(xp)
     uc = np.ascontiguousarray(u)
     work = 16.0 * k * c * n * th * tw
     if n == 1 and th >= 2 and th * tw >= k:
@@ -190,7 +193,7 @@ def winograd_conv(x, u, b=None, z=None, *, pads=(1, 1, 1, 1), activation="",
             input_transform(xp, v, 0, c, lo, hi)
             m = _planes(k, (hi - lo) * tw)
             np.matmul(uc, v.reshape(16, c, -1), out=m)
-            output_transform(m, y, bias, zz, 0, 0, k, lo, hi, *code)
+            output_transform(ro(m), y, bias, zz, 0, 0, k, lo, hi, *code)
 
         run_blocks(tile_rows, th, work)
     else:
@@ -202,20 +205,20 @@ def winograd_conv(x, u, b=None, z=None, *, pads=(1, 1, 1, 1), activation="",
         def channels(lo: int, hi: int) -> None:
             m = _planes(hi - lo, n * th * tw)
             np.matmul(uc[:, lo:hi], v2, out=m)
-            output_transform(m, y, bias, zz, lo, lo, hi, 0, th, *code)
+            output_transform(ro(m), y, bias, zz, lo, lo, hi, 0, th, *code)
 
         run_blocks(channels, k, work)
     return y
 
 
-def warm() -> None:
+def warm(variant: str, keywords: dict[str, Any]) -> None:
     """Compile (or load from the cache) the float32 kernels of this module."""
     xp = np.zeros((1, 1, 4, 4), np.float32)
     v = _planes(1, 1, 1, 1)
-    input_transform(xp, v, 0, 1, 0, 1)
+    input_transform(ro(xp), v, 0, 1, 0, 1)
     y = np.empty((1, 1, 2, 2), np.float32)
     m = _planes(1, 1)
     m[:] = 0
     for bias, z in ((np.zeros(1, np.float32), np.zeros((1, 1, 2, 2), np.float32)),
                     (np.empty(0, np.float32), np.empty((0, 0, 0, 0), np.float32))):
-        output_transform(m, y, bias, z, 0, 0, 1, 0, 1, 0, 0.0, 0.0, 0.0)
+        output_transform(ro(m), y, ro(bias), ro(z), 0, 0, 1, 0, 1, 0, 0.0, 0.0, 0.0)
