@@ -38,6 +38,8 @@ PluginSource = Plugin | PluginFactory | str
 _BUILTIN: dict[str, str] = {
     "NUMPY": "aioinfer.plugins.numpy:NumpyPlugin",
     "TEMPLATE": "aioinfer.plugins.template:TemplatePlugin",
+    "OPENVINO": "aioinfer.plugins.openvino:OpenVinoPlugin",  # extra aioinfer[openvino]
+    "ORT": "aioinfer.plugins.ort:OrtPlugin",  # extra aioinfer[onnxruntime]
     "HETERO": "aioinfer.plugins.hetero:HeteroPlugin",
     "CPU": "aioinfer.plugins.proxy:ProxyPlugin",
     "MULTI": "aioinfer.plugins.multi:MultiPlugin",

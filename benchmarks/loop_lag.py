@@ -2,7 +2,8 @@
 
 The model is ``light_resnet50.onnx`` from the onnx wheel's backend test data (input
 ``gpu_0/data_0`` [1,3,224,224] float32; its weights are ConstantOfShape nodes that the NUMPY
-compiler folds), compiled with the THROUGHPUT hint and ``--streams`` streams.
+compiler folds), compiled for ``--device`` (NUMPY; or OPENVINO, ORT: the engines' own
+streams) with the THROUGHPUT hint and ``--streams`` streams.
 
 - **lag**: a task sleeps 1 ms in a loop while ``streams`` tasks run the model back to back with
   ``await request.infer_async``; the extra delay of each wake-up (p50/p99/max). Target: p99 <=
@@ -17,7 +18,7 @@ compiler folds), compiled with the THROUGHPUT hint and ``--streams`` streams.
 
     python benchmarks/loop_lag.py [--seconds 5] [--rounds 3] [--streams 2]
                                   [--loop asyncio|uvloop|trio] [--switch-interval MS]
-                                  [--worker-nice N]
+                                  [--worker-nice N] [--device NUMPY|OPENVINO|ORT]
 """
 
 from __future__ import annotations
@@ -45,10 +46,10 @@ RESNET50 = os.path.join(os.path.dirname(onnx.__file__),
 Lag = tuple[list[float], float]  # wake-up delays (s), inferences per second
 
 
-def compile_resnet50(streams: int) -> CompiledModel:
-    """ResNet-50 on NUMPY with the THROUGHPUT hint and ``streams`` streams."""
+def compile_resnet50(streams: int, device: str = "NUMPY") -> CompiledModel:
+    """ResNet-50 on ``device`` with the THROUGHPUT hint and ``streams`` streams."""
     return aioinfer.Core().compile_model(
-        RESNET50, "NUMPY", {"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": streams})
+        RESNET50, device, {"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": streams})
 
 
 def image(seed: int = 0) -> np.ndarray:
@@ -130,7 +131,7 @@ _PROCESS_WORKER = """
 import sys, time
 sys.path[:0] = sys.argv[1:3]
 from loop_lag import compile_resnet50, image
-request = compile_resnet50(1).create_infer_request()
+request = compile_resnet50(1, sys.argv[3]).create_infer_request()
 x = image()
 request.infer(x)
 print("ready", flush=True)
@@ -139,11 +140,12 @@ while True:
 """
 
 
-def with_processes(count: int, during: Callable[[], list[float]]) -> list[float]:
+def with_processes(count: int, during: Callable[[], list[float]],
+                   device: str = "NUMPY") -> list[float]:
     """``count`` processes run the model back to back (each its own GIL) during ``during()``."""
     here = os.path.dirname(os.path.abspath(__file__))
     root = os.path.dirname(here)
-    procs = [subprocess.Popen([sys.executable, "-c", _PROCESS_WORKER, here, root],
+    procs = [subprocess.Popen([sys.executable, "-c", _PROCESS_WORKER, here, root, device],
                               stdout=subprocess.PIPE, text=True) for _ in range(count)]
     try:
         for proc in procs:
@@ -172,6 +174,8 @@ def main() -> None:
     parser.add_argument("--worker-nice", type=int, default=0, metavar="N",
                         help="run aioinfer's worker threads at nice N (set_worker_nice)")
     parser.add_argument("--skip-throughput", action="store_true")
+    parser.add_argument("--device", default="NUMPY",
+                        help="the device to run ResNet-50 on (NUMPY, OPENVINO, ORT...)")
     args = parser.parse_args()
     if args.switch_interval is not None:
         sys.setswitchinterval(args.switch_interval / 1e3)
@@ -188,10 +192,11 @@ def main() -> None:
         delays: list[float] = on_loop(ticker, seconds)
         return delays
 
-    compiled = compile_resnet50(args.streams)
+    compiled = compile_resnet50(args.streams, args.device)
     optimal = int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
     compiled.create_infer_request().infer(image())  # first run: page in the weights
-    print(f"ResNet-50 on NUMPY, THROUGHPUT, {args.streams} streams (optimal requests {optimal});"
+    print(f"ResNet-50 on {args.device}, THROUGHPUT, {args.streams} streams (optimal requests "
+          f"{optimal});"
           f" {args.loop}; {args.rounds} rounds x {seconds:g} s per mode; {os.cpu_count()} cores,"
           f" load {os.getloadavg()[0]:.1f} at start; switch interval "
           f"{sys.getswitchinterval() * 1e3:g} ms; aioinfer workers at nice {args.worker_nice}")
@@ -203,7 +208,7 @@ def main() -> None:
         f"{args.streams} threads request.infer": lambda: with_threads(
             compiled, args.streams, seconds, tick),
         f"{args.streams} processes (no shared GIL)": lambda: (
-            with_processes(args.streams, tick), 0.0),
+            with_processes(args.streams, tick, args.device), 0.0),
     }
     lags: dict[str, list[tuple[float, float, float]]] = {name: [] for name in modes}
     rates: dict[str, list[float]] = {name: [] for name in modes}

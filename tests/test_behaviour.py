@@ -9,7 +9,8 @@ from aioinfer.errors import PluginLoadError
 from aioinfer.testing.behaviour import PluginBehaviour, checks
 
 _CANDIDATES = ["NUMPY", "TEMPLATE", "HETERO:NUMPY,TEMPLATE", "HETERO:TEMPLATE,NUMPY", "CPU",
-               "MULTI:NUMPY,TEMPLATE", "AUTO", "AUTO:TEMPLATE,NUMPY", "BATCH:NUMPY(4)"]
+               "MULTI:NUMPY,TEMPLATE", "AUTO", "AUTO:TEMPLATE,NUMPY", "BATCH:NUMPY(4)",
+               "OPENVINO", "ORT"]  # the engines: skipped where the extra is not installed
 # BATCH's default 1 s timeout would make every lone request of the suite wait for it
 _CONFIG = {"BATCH:NUMPY(4)": {"AUTO_BATCH_TIMEOUT": 5}}
 

@@ -1,0 +1,107 @@
+"""The ORT device's properties and the ``onnxruntime.SessionOptions`` they make.
+
+Streams are concurrent runs of one session. ``run_async`` runs a whole inference on a thread
+of the session's intra-op pool (onnxruntime refuses it without one), so the pool is sized to
+``max(threads, streams)`` workers: a lone request (LATENCY) has ``threads`` workers for its
+parallel ops, ``streams`` requests (THROUGHPUT) run side by side. onnxruntime counts the
+calling thread in ``intra_op_num_threads``, hence ``workers + 1``.
+
+``ORT_SESSION_CONFIG`` passes session config entries verbatim
+(``{"session.intra_op.allow_spinning": "0"}``), ``GRAPH_OPTIMIZATION_LEVEL`` picks
+onnxruntime's graph optimizations (``ENABLE_ALL`` by default).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+from ... import properties as P
+from ...properties import Property, PropertySet
+
+ORT_SESSION_CONFIG = "ORT_SESSION_CONFIG"
+"""Session config entries ``{key: value}`` (``SessionOptions.add_session_config_entry``)."""
+GRAPH_OPTIMIZATION_LEVEL = "GRAPH_OPTIMIZATION_LEVEL"
+
+_LEVELS = ("DISABLE_ALL", "ENABLE_BASIC", "ENABLE_EXTENDED", "ENABLE_LAYOUT", "ENABLE_ALL")
+
+FIXED_AT_COMPILE = (P.PERFORMANCE_HINT, P.NUM_STREAMS, P.PERFORMANCE_HINT_NUM_REQUESTS,
+                    P.INFERENCE_NUM_THREADS, P.INFERENCE_PRECISION_HINT,
+                    GRAPH_OPTIMIZATION_LEVEL, ORT_SESSION_CONFIG)
+
+
+def _entries(value: Any) -> dict[str, str]:
+    if not isinstance(value, Mapping):
+        raise ValueError("expected a mapping {session config key: value}")
+    return {str(k): str(v) for k, v in value.items()}
+
+
+def _level(value: Any) -> str:
+    text = str(value).upper().removeprefix("ORT_")
+    if text not in _LEVELS:
+        raise ValueError(f"expected one of {', '.join(_LEVELS)}")
+    return text
+
+
+def _f32_only(value: Any) -> str:
+    text = P.precision(value)
+    if text != "f32":
+        raise ValueError("onnxruntime's CPU provider runs the model's own types: f32 only")
+    return text
+
+
+def device_specs(name: str) -> list[Property]:
+    """The properties the ORT plugin has."""
+    import onnxruntime as ort
+
+    return [
+        Property(P.FULL_DEVICE_NAME, "human-readable device name", mutable=False,
+                 default=f"onnxruntime {ort.__version__} CPUExecutionProvider (f32)"),
+        Property(P.OPTIMIZATION_CAPABILITIES, "what the device can do", mutable=False,
+                 default=["FP32", "INT8"]),
+        Property(P.DEVICE_UUID, "the host CPU's UUID (the CPU proxy groups plugins by it)",
+                 mutable=False, getter=P.host_cpu_uuid),
+        Property(P.PERFORMANCE_HINT, "LATENCY, THROUGHPUT or CUMULATIVE_THROUGHPUT",
+                 validate=P.performance_mode, default=P.PerformanceMode.LATENCY),
+        Property(P.NUM_STREAMS, "concurrent runs of the session (0/AUTO = from the hint)",
+                 validate=P.streams, default=0),
+        Property(P.PERFORMANCE_HINT_NUM_REQUESTS, "requests the app keeps in flight (0 = any)",
+                 validate=P.non_negative_int, default=0),
+        Property(P.INFERENCE_NUM_THREADS, "onnxruntime's intra-op threads (0 = all cores)",
+                 validate=P.non_negative_int, default=0),
+        Property(P.INFERENCE_PRECISION_HINT, "f32 (onnxruntime runs the model's types)",
+                 validate=_f32_only, default="f32"),
+        Property(P.PERF_COUNT, "per-stage profiling", validate=P.boolean, default=False),
+        Property(GRAPH_OPTIMIZATION_LEVEL, "onnxruntime's graph optimizations",
+                 validate=_level, default="ENABLE_ALL"),
+        Property(ORT_SESSION_CONFIG, "session config entries {key: value}",
+                 validate=_entries, default={}),
+    ]
+
+
+def settable(props: PropertySet) -> dict[str, Any]:
+    return {k: props.get(k) for k, rw in props.supported().items() if rw == "RW"}
+
+
+def streams_and_threads(props: PropertySet) -> tuple[int, int]:
+    """(concurrent runs, compute threads) for ``props``."""
+    streams = P.resolve_streams(props.get(P.PERFORMANCE_HINT), props.get(P.NUM_STREAMS),
+                                props.get(P.PERFORMANCE_HINT_NUM_REQUESTS))
+    threads = props.get(P.INFERENCE_NUM_THREADS) or P.host_cores()
+    return streams, threads
+
+
+def session_options(props: PropertySet) -> Any:
+    """``onnxruntime.SessionOptions`` for ``props``."""
+    import onnxruntime as ort
+
+    streams, threads = streams_and_threads(props)
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = max(threads, streams) + 1  # + the (idle) calling thread
+    options.inter_op_num_threads = 1
+    options.log_severity_level = 4  # failures become typed errors; nothing on stderr
+    options.graph_optimization_level = getattr(
+        ort.GraphOptimizationLevel, f"ORT_{props.get(GRAPH_OPTIMIZATION_LEVEL)}")
+    for key, value in props.get(ORT_SESSION_CONFIG).items():
+        options.add_session_config_entry(key, value)
+    return options

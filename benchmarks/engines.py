@@ -1,0 +1,300 @@
+"""The OPENVINO and ORT devices against their engines' own APIs, same machine, same run.
+
+Per model (``resnet50``, ``squeezenet`` and ``bert`` as ``compare.py`` builds them), in one
+process, interleaved round by round (each measurement after a short idle pause, so that the
+previous engine's spinning threads have gone back to sleep), medians over rounds:
+
+- **OPENVINO throughput**: ``await infer_async`` through the OPENVINO device (THROUGHPUT hint,
+  f32) with OPTIMAL_NUMBER_OF_INFER_REQUESTS tasks, each on its own request, against
+  OpenVINO's own ``AsyncInferQueue`` (THROUGHPUT, f32) bridged to asyncio the usual way (a
+  future per job, ``call_soon_threadsafe`` from the callback; the queue has twice as many
+  jobs as tasks in flight, since its ``start_async`` blocks the loop while none is idle) and
+  against OpenVINO's sync ``infer`` from as many threads. Target: >= 0.95x the queue.
+- **OPENVINO latency**: one request, LATENCY hint, f32: ``await infer_async`` and ``infer()``
+  against OpenVINO's sync ``infer``. Target: <= 1.05x.
+- **ORT throughput**: ``await infer_async`` through the ORT device (THROUGHPUT: two streams)
+  against onnxruntime's ``run_async`` bridged to asyncio (two runs in flight on a session
+  whose pool has two threads, the fewest that run two at once) and against two threads
+  calling ``run`` on one session of one intra-op thread each (``compare.py``'s peer).
+- **ORT latency**: one request, LATENCY: ``await infer_async`` and ``infer()`` against
+  ``run`` on a session with one intra-op thread per core.
+
+Ratios are aioinfer / native per round; their median and range (the noise) are reported.
+
+    python benchmarks/engines.py [--models resnet50 squeezenet bert] [--rounds 5]
+                                 [--seconds 2] [--engines openvino ort]
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import functools
+import os
+import pathlib
+import statistics
+import sys
+import tempfile
+import threading
+import time
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import onnx
+
+HERE = pathlib.Path(__file__).resolve().parent
+sys.path[:0] = [str(HERE), str(HERE.parent)]  # run from a checkout
+
+from compare import build_models  # noqa: E402
+
+import aioinfer  # noqa: E402
+from aioinfer import models  # noqa: E402
+
+SETTLE_S = 0.3
+Measure = Callable[[float], float]  # seconds -> inferences/s, or -> median latency (ms)
+
+
+# -- shared drivers ---------------------------------------------------------------------------
+def _async_rate(tasks: int, make: Callable[[], Callable[[], Awaitable[Any]]],
+                seconds: float) -> float:
+    async def main() -> float:
+        count = 0
+        end = time.perf_counter() + seconds
+
+        async def worker() -> None:
+            nonlocal count
+            infer = make()
+            while time.perf_counter() < end:
+                await infer()
+                count += 1
+
+        start = time.perf_counter()
+        await asyncio.gather(*(worker() for _ in range(tasks)))
+        return count / (time.perf_counter() - start)
+
+    return asyncio.run(main())
+
+
+def _thread_rate(calls: list[Callable[[], Any]], seconds: float) -> float:
+    counts = [0] * len(calls)
+    end = time.perf_counter() + seconds
+
+    def loop(k: int) -> None:
+        while time.perf_counter() < end:
+            calls[k]()
+            counts[k] += 1
+
+    start = time.perf_counter()
+    threads = [threading.Thread(target=loop, args=(k,)) for k in range(len(calls))]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join()
+    return sum(counts) / (time.perf_counter() - start)
+
+
+def _latency(call: Callable[[], Any], seconds: float) -> float:
+    times: list[float] = []
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end or len(times) < 5:
+        start = time.perf_counter()
+        call()
+        times.append(time.perf_counter() - start)
+    return statistics.median(times) * 1e3
+
+
+def _async_latency(request: Any, feeds: Any, seconds: float) -> float:
+    async def main() -> float:
+        times: list[float] = []
+        end = time.perf_counter() + seconds
+        while time.perf_counter() < end or len(times) < 5:
+            start = time.perf_counter()
+            await request.infer_async(feeds)
+            times.append(time.perf_counter() - start)
+        return statistics.median(times) * 1e3
+
+    return asyncio.run(main())
+
+
+def _bridge(loop: asyncio.AbstractEventLoop, future: asyncio.Future[Any]) -> None:
+    loop.call_soon_threadsafe(_settle, future)
+
+
+def _settle(future: asyncio.Future[Any]) -> None:
+    if not future.done():
+        future.set_result(None)
+
+
+# -- OPENVINO ---------------------------------------------------------------------------------
+def openvino_modes(path: str, feeds: dict[str, Any]) -> dict[str, dict[str, Measure]]:
+    """{"throughput": {mode: measure}, "latency": {...}}; the first mode of each is ours."""
+    import openvino as ov
+
+    core = aioinfer.Core()
+    tput = core.compile_model(path, "OPENVINO", {"PERFORMANCE_HINT": "THROUGHPUT"})
+    lat = core.compile_model(path, "OPENVINO", {"PERFORMANCE_HINT": "LATENCY"})
+    n = int(tput.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+    native = ov.Core()
+    f32 = {"INFERENCE_PRECISION_HINT": ov.Type.f32}
+    ov_tput = native.compile_model(path, "CPU", {"PERFORMANCE_HINT": "THROUGHPUT", **f32})
+    ov_lat = native.compile_model(path, "CPU", {"PERFORMANCE_HINT": "LATENCY", **f32})
+    ov_feeds = list(feeds.values())
+    queue = ov.AsyncInferQueue(ov_tput, 2 * n)
+    pending: dict[int, tuple[asyncio.AbstractEventLoop, asyncio.Future[Any]]] = {}
+
+    def completed(_request: Any, key: int) -> None:
+        _bridge(*pending.pop(key))
+
+    queue.set_callback(completed)
+    keys = iter(range(1 << 62))
+
+    def queue_job() -> Callable[[], Awaitable[Any]]:
+        async def infer() -> None:
+            loop = asyncio.get_running_loop()
+            key, future = next(keys), loop.create_future()
+            pending[key] = (loop, future)
+            queue.start_async(ov_feeds, key)
+            await future
+
+        return infer
+
+    ours_requests = [tput.create_infer_request() for _ in range(n)]
+    ov_requests = [ov_tput.create_infer_request() for _ in range(n)]
+    lat_request, ov_lat_request = lat.create_infer_request(), ov_lat.create_infer_request()
+    pool = iter(ours_requests * 1000)
+
+    def ours_job() -> Callable[[], Awaitable[Any]]:
+        request = next(pool)
+        return lambda: request.infer_async(feeds)
+
+    return {
+        "throughput": {
+            f"aioinfer OPENVINO infer_async x{n}": lambda s: _async_rate(n, ours_job, s),
+            f"openvino AsyncInferQueue x{n} (asyncio)": lambda s: _async_rate(n, queue_job, s),
+            f"openvino infer, {n} threads": lambda s: _thread_rate(
+                [functools.partial(r.infer, ov_feeds) for r in ov_requests], s),
+        },
+        "latency": {
+            "aioinfer OPENVINO await infer_async": lambda s: _async_latency(lat_request, feeds,
+                                                                            s),
+            "aioinfer OPENVINO infer()": lambda s: _latency(lambda: lat_request.infer(feeds), s),
+            "openvino infer (sync)": lambda s: _latency(lambda: ov_lat_request.infer(ov_feeds),
+                                                        s),
+        },
+    }
+
+
+# -- ORT --------------------------------------------------------------------------------------
+def ort_modes(path: str, feeds: dict[str, Any]) -> dict[str, dict[str, Measure]]:
+    import onnxruntime as ort
+
+    core = aioinfer.Core()
+    tput = core.compile_model(path, "ORT", {"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": 2})
+    lat = core.compile_model(path, "ORT", {"PERFORMANCE_HINT": "LATENCY"})
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2
+
+    def session(threads: int) -> Any:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+    pooled, single, full = session(3), session(1), session(cores)
+
+    def run_async_job() -> Callable[[], Awaitable[Any]]:
+        async def infer() -> None:
+            loop = asyncio.get_running_loop()
+            future = loop.create_future()
+            pooled.run_async(None, feeds, lambda _o, _u, _e: _bridge(loop, future), None)
+            await future
+
+        return infer
+
+    requests = iter([tput.create_infer_request() for _ in range(2)] * 1000)
+    lat_request = lat.create_infer_request()
+
+    def ours_job() -> Callable[[], Awaitable[Any]]:
+        request = next(requests)
+        return lambda: request.infer_async(feeds)
+
+    return {
+        "throughput": {
+            "aioinfer ORT infer_async x2": lambda s: _async_rate(2, ours_job, s),
+            "onnxruntime run_async x2 (asyncio)": lambda s: _async_rate(2, run_async_job, s),
+            "onnxruntime run, 2 threads": lambda s: _thread_rate(
+                [lambda: single.run(None, feeds)] * 2, s),
+        },
+        "latency": {
+            "aioinfer ORT await infer_async": lambda s: _async_latency(lat_request, feeds, s),
+            "aioinfer ORT infer()": lambda s: _latency(lambda: lat_request.infer(feeds), s),
+            f"onnxruntime run ({cores} threads)": lambda s: _latency(
+                lambda: full.run(None, feeds), s),
+        },
+    }
+
+
+ENGINES = {"openvino": openvino_modes, "ort": ort_modes}
+
+
+# -- the run ------------------------------------------------------------------------------------
+def bench(modes: dict[str, Measure], rounds: int, seconds: float) -> dict[str, list[float]]:
+    for measure in modes.values():  # warm up
+        measure(min(seconds, 0.5))
+    values: dict[str, list[float]] = {name: [] for name in modes}
+    for _ in range(rounds):
+        for name, measure in modes.items():
+            time.sleep(SETTLE_S)
+            values[name].append(measure(seconds))
+    return values
+
+
+def report(title: str, values: dict[str, list[float]], unit: str, higher_better: bool,
+           target: float) -> list[str]:
+    names = list(values)
+    ours = [n for n in names if n.startswith("aioinfer")]
+    natives = [n for n in names if not n.startswith("aioinfer")]
+    lines = [f"  {title} ({unit}, median of {len(values[names[0]])} rounds)"]
+    for name in names:
+        lines.append(f"    {name:44} {statistics.median(values[name]):9.2f}")
+    for mine in ours:
+        for peer in natives:
+            ratios = [a / b for a, b in zip(values[mine], values[peer], strict=True)]
+            median = statistics.median(ratios)
+            met = median >= target if higher_better else median <= target
+            sign = ">=" if higher_better else "<="
+            lines.append(f"    {mine} / {peer}: {median:.3f}x (rounds {min(ratios):.3f}.."
+                         f"{max(ratios):.3f}; target {sign} {target}: "
+                         f"{'met' if met else 'NOT met'})")
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--models", nargs="*", default=["resnet50", "squeezenet", "bert"])
+    parser.add_argument("--engines", nargs="*", default=list(ENGINES), choices=list(ENGINES))
+    parser.add_argument("--rounds", type=int, default=5)
+    parser.add_argument("--seconds", type=float, default=2.0, help="per mode and round")
+    args = parser.parse_args(argv)
+    print(f"{os.cpu_count()} cores, load {os.getloadavg()[0]:.1f} at start (a shared host: "
+          "the rounds' range is the noise)", flush=True)
+    with tempfile.TemporaryDirectory() as tmp:
+        paths = build_models(args.models, pathlib.Path(tmp))
+        for name, path in paths.items():
+            feeds = models.example_inputs(onnx.load(str(path)))
+            for engine in args.engines:
+                try:
+                    modes = ENGINES[engine](str(path), feeds)
+                except ImportError as exc:
+                    print(f"{name}: {engine} skipped ({exc})")
+                    continue
+                print(f"{name} on {engine}:", flush=True)
+                tput = bench(modes["throughput"], args.rounds, args.seconds)
+                lat = bench(modes["latency"], args.rounds, args.seconds)
+                lines = report("throughput", tput, "inf/s", True, 0.95)
+                lines += report("latency", lat, "ms", False, 1.05)
+                print("\n".join(lines), f"\n  load {os.getloadavg()[0]:.1f}", flush=True)
+                del modes
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
