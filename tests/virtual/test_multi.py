@@ -64,8 +64,9 @@ async def test_a_slow_device_takes_only_what_it_finishes_first(policy: str) -> N
             tg.start_soon(task, t)
     slow = compiled.statistics()["SLOW"]["completed"]
     if policy == "EARLIEST_FINISH":
-        # 50 ms a run against 2 ms: only the two runs that measured it
-        assert slow <= 2, compiled.statistics()
+        # 50 ms a run against 2 ms: the runs that measured it, and on a loaded host (FAST's
+        # 2 ms sleeps stretched) a few more; never a fair share (160 runs, 4 workers)
+        assert slow <= 8, compiled.statistics()
     else:  # OpenVINO's rule: SLOW takes a run whenever FAST's two workers are busy
         assert slow > 2, compiled.statistics()
 
