@@ -12,14 +12,16 @@ previous engine's spinning threads have gone back to sleep), medians over rounds
   against OpenVINO's sync ``infer`` from as many threads. Target: >= 0.95x the queue.
 - **OPENVINO latency**: one request, LATENCY hint, f32: ``await infer_async`` and ``infer()``
   against OpenVINO's sync ``infer``. Target: <= 1.05x.
-- **ORT throughput**: ``await infer_async`` through the ORT device (THROUGHPUT: two streams)
-  against onnxruntime's ``run_async`` bridged to asyncio (two runs in flight on a session
-  whose pool has two threads, the fewest that run two at once) and against two threads
+- **ORT throughput**: ``await infer_async`` through the ORT device (THROUGHPUT: two streams;
+  by default stream threads calling ``run``, and with ``ORT_RUN_ASYNC`` onnxruntime's
+  ``run_async``) against onnxruntime's ``run_async`` bridged to asyncio (two runs in flight on a
+  session whose pool has two threads, the fewest that run two at once) and against two threads
   calling ``run`` on one session of one intra-op thread each (``compare.py``'s peer).
-- **ORT latency**: one request, LATENCY: ``await infer_async`` and ``infer()`` against
-  ``run`` on a session with one intra-op thread per core.
+- **ORT latency**: one request, LATENCY: ``await infer_async`` and ``infer()`` (both ways)
+  against ``run`` on a session with one intra-op thread per core.
 
-Ratios are aioinfer / native per round; their median and range (the noise) are reported.
+The modes run in turn, in reversed order every other round; ratios are aioinfer / native per
+round (measured seconds apart), and their median and range (the noise) are reported.
 
     python benchmarks/engines.py [--models resnet50 squeezenet bert] [--rounds 5]
                                  [--seconds 2] [--engines openvino ort]
@@ -189,8 +191,13 @@ def ort_modes(path: str, feeds: dict[str, Any]) -> dict[str, dict[str, Measure]]
     import onnxruntime as ort
 
     core = aioinfer.Core()
-    tput = core.compile_model(path, "ORT", {"PERFORMANCE_HINT": "THROUGHPUT", "NUM_STREAMS": 2})
-    lat = core.compile_model(path, "ORT", {"PERFORMANCE_HINT": "LATENCY"})
+
+    def ours(hint: str, run_async: bool, streams: int = 0) -> Any:
+        config = {"PERFORMANCE_HINT": hint, "ORT_RUN_ASYNC": run_async, "NUM_STREAMS": streams}
+        return core.compile_model(path, "ORT", config)
+
+    tput, tput_async = ours("THROUGHPUT", False, 2), ours("THROUGHPUT", True, 2)
+    lat, lat_async = ours("LATENCY", False), ours("LATENCY", True)
     cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2
 
     def session(threads: int) -> Any:
@@ -209,16 +216,22 @@ def ort_modes(path: str, feeds: dict[str, Any]) -> dict[str, dict[str, Measure]]
 
         return infer
 
-    requests = iter([tput.create_infer_request() for _ in range(2)] * 1000)
-    lat_request = lat.create_infer_request()
+    def jobs(compiled: Any) -> Callable[[], Callable[[], Awaitable[Any]]]:
+        requests = iter([compiled.create_infer_request() for _ in range(2)] * 1000)
 
-    def ours_job() -> Callable[[], Awaitable[Any]]:
-        request = next(requests)
-        return lambda: request.infer_async(feeds)
+        def job() -> Callable[[], Awaitable[Any]]:
+            request = next(requests)
+            return lambda: request.infer_async(feeds)
 
+        return job
+
+    ours_job, ours_async_job = jobs(tput), jobs(tput_async)
+    lat_request, lat_async_request = lat.create_infer_request(), lat_async.create_infer_request()
     return {
         "throughput": {
             "aioinfer ORT infer_async x2": lambda s: _async_rate(2, ours_job, s),
+            "aioinfer ORT (ORT_RUN_ASYNC) infer_async x2": lambda s: _async_rate(
+                2, ours_async_job, s),
             "onnxruntime run_async x2 (asyncio)": lambda s: _async_rate(2, run_async_job, s),
             "onnxruntime run, 2 threads": lambda s: _thread_rate(
                 [lambda: single.run(None, feeds)] * 2, s),
@@ -226,6 +239,8 @@ def ort_modes(path: str, feeds: dict[str, Any]) -> dict[str, dict[str, Measure]]
         "latency": {
             "aioinfer ORT await infer_async": lambda s: _async_latency(lat_request, feeds, s),
             "aioinfer ORT infer()": lambda s: _latency(lambda: lat_request.infer(feeds), s),
+            "aioinfer ORT (ORT_RUN_ASYNC) await infer_async": lambda s: _async_latency(
+                lat_async_request, feeds, s),
             f"onnxruntime run ({cores} threads)": lambda s: _latency(
                 lambda: full.run(None, feeds), s),
         },
@@ -240,10 +255,12 @@ def bench(modes: dict[str, Measure], rounds: int, seconds: float) -> dict[str, l
     for measure in modes.values():  # warm up
         measure(min(seconds, 0.5))
     values: dict[str, list[float]] = {name: [] for name in modes}
+    order = list(modes.items())
     for _ in range(rounds):
-        for name, measure in modes.items():
+        for name, measure in order:
             time.sleep(SETTLE_S)
             values[name].append(measure(seconds))
+        order.reverse()  # no mode always runs right after the same neighbour
     return values
 
 

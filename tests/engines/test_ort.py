@@ -37,6 +37,9 @@ from ._models import (  # noqa: E402
 pytestmark = pytest.mark.timeout(120)
 
 
+MODES = [pytest.param({}, id="threads"), pytest.param({"ORT_RUN_ASYNC": True}, id="run_async")]
+
+
 @pytest.fixture(scope="module")
 def core() -> aioinfer.Core:
     core = aioinfer.Core()
@@ -49,18 +52,24 @@ def test_properties(core: aioinfer.Core) -> None:
     assert core.get_property("ORT", P.INFERENCE_PRECISION_HINT) == "f32"
     with pytest.raises(InvalidPropertyValueError):
         core.compile_model(small_cnn(), "ORT", {P.INFERENCE_PRECISION_HINT: "bf16"})
-    config = {P.PERFORMANCE_HINT: "THROUGHPUT", P.NUM_STREAMS: 3, P.INFERENCE_NUM_THREADS: 2}
-    with core.compile_model(small_cnn(), "ORT", config) as compiled:
-        assert compiled.get_property(P.OPTIMAL_NUMBER_OF_INFER_REQUESTS) == 3
-        assert compiled.session.get_session_options().intra_op_num_threads == 4
+    config = {P.PERFORMANCE_HINT: "THROUGHPUT", P.NUM_STREAMS: 3, P.INFERENCE_NUM_THREADS: 6}
+    with core.compile_model(small_cnn(), "ORT", config) as threads:
+        assert threads.get_property(P.OPTIMAL_NUMBER_OF_INFER_REQUESTS) == 3
+        assert threads.session.get_session_options().intra_op_num_threads == 2  # 6 / 3
+        assert threads.executor.workers == 3  # stream threads of ours, calling run
+    with core.compile_model(small_cnn(), "ORT", {**config, "ORT_RUN_ASYNC": True}) as pooled:
+        assert pooled.session.get_session_options().intra_op_num_threads == 7  # 6 + caller
+        assert pooled.executors() == [] and pooled._leases == []  # onnxruntime's pool only
 
 
+@pytest.mark.parametrize("mode", MODES)
 @pytest.mark.parametrize("build", [small_cnn, small_bert], ids=["cnn", "bert"])
-def test_results_match_onnxruntime(core: aioinfer.Core, build: object) -> None:
+def test_results_match_onnxruntime(core: aioinfer.Core, build: object, mode: dict) -> None:
     proto = build()  # type: ignore[operator]
     feeds = models.example_inputs(proto)
     expected = ort.InferenceSession(proto.SerializeToString()).run(None, feeds)
-    with core.compile_model(proto, "ORT", {P.PERFORMANCE_HINT: "THROUGHPUT"}) as compiled:
+    config = {P.PERFORMANCE_HINT: "THROUGHPUT", **mode}
+    with core.compile_model(proto, "ORT", config) as compiled:
         request = compiled.create_infer_request()
         got = request.infer(feeds)
 
@@ -93,8 +102,9 @@ async def test_concurrent_runs_on_every_loop(core: aioinfer.Core) -> None:
     compiled.release()
 
 
-def test_runtime_failure_names_the_node(core: aioinfer.Core) -> None:
-    request = core.compile_model(reshape_model(), "ORT").create_infer_request()
+@pytest.mark.parametrize("mode", MODES)
+def test_runtime_failure_names_the_node(core: aioinfer.Core, mode: dict) -> None:
+    request = core.compile_model(reshape_model(), "ORT", mode).create_infer_request()
     bad = {"x": np.ones(6, np.float32), "shape": np.array([4, 4], np.int64)}
     with pytest.raises(InferenceError) as info:
         request.infer(bad)
@@ -109,10 +119,11 @@ def test_runtime_failure_names_the_node(core: aioinfer.Core) -> None:
     anyio.run(check)
 
 
-def test_cancel_terminates_a_running_inference(core: aioinfer.Core) -> None:
+@pytest.mark.parametrize("mode", MODES)
+def test_cancel_terminates_a_running_inference(core: aioinfer.Core, mode: dict) -> None:
     """A cancel reaches onnxruntime (RunOptions.terminate): a Loop of 10^8 steps (about a
     minute and a half) stops at once, and the request is reusable."""
-    request = core.compile_model(long_loop_model(), "ORT").create_infer_request()
+    request = core.compile_model(long_loop_model(), "ORT", mode).create_infer_request()
     start = time.perf_counter()
     request.start_async({"n": np.array(10**8), "x": np.zeros(8, np.float32)})
     time.sleep(0.1)

@@ -2,8 +2,9 @@
 
 onnxruntime's ``run`` and ``run_async`` are safe to call concurrently on one session, so the
 requests share it; ``OPTIMAL_NUMBER_OF_INFER_REQUESTS`` is the number of streams (concurrent
-runs) the session's pool is sized for (:mod:`.config`). No worker threads of ours are leased:
-the inference runs on onnxruntime's pool and the executor only starts it.
+runs) the session is sized for (:mod:`.config`). The streams are the plugin's stream threads
+(leased per stream count, shared with its other models), or with ``ORT_RUN_ASYNC`` threads of
+onnxruntime's pool, started by a callback executor (no worker threads of ours then).
 """
 
 from __future__ import annotations
@@ -15,10 +16,11 @@ from ...model import Model
 from ...properties import Property, PropertySet
 from ..base import CompiledModel
 from ..callbacks import CallbackExecutor
-from .config import FIXED_AT_COMPILE, streams_and_threads
+from .config import FIXED_AT_COMPILE, ORT_RUN_ASYNC, streams_and_threads
 from .infer_request import OrtInferRequest
 
 if TYPE_CHECKING:
+    from ...runtime.executors import Executor
     from .plugin import OrtPlugin
 
 
@@ -31,10 +33,12 @@ class OrtCompiledModel(CompiledModel):
                  session: Any) -> None:
         super().__init__(plugin, model, config)
         self.session = session
-        self.executor = CallbackExecutor(plugin.name)
         self.input_names = [port.name for port in model.inputs]
         self.output_names = [port.name for port in model.outputs]
         self.streams, self.threads = streams_and_threads(config)
+        self.run_async = bool(config.get(ORT_RUN_ASYNC))
+        self.executor: CallbackExecutor | Executor = (
+            CallbackExecutor(plugin.name) if self.run_async else self.lease_executor(self.streams))
         self.properties = self._compiled_properties(config)
 
     def _compiled_properties(self, config: PropertySet) -> PropertySet:

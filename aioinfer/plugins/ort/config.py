@@ -1,10 +1,18 @@
 """The ORT device's properties and the ``onnxruntime.SessionOptions`` they make.
 
-Streams are concurrent runs of one session. ``run_async`` runs a whole inference on a thread
-of the session's intra-op pool (onnxruntime refuses it without one), so the pool is sized to
-``max(threads, streams)`` workers: a lone request (LATENCY) has ``threads`` workers for its
-parallel ops, ``streams`` requests (THROUGHPUT) run side by side. onnxruntime counts the
-calling thread in ``intra_op_num_threads``, hence ``workers + 1``.
+Streams are concurrent runs of one session, in one of two ways (``ORT_RUN_ASYNC``):
+
+- ``False`` (the default): one stream thread of ours per stream calls ``run``, and is itself
+  one of onnxruntime's compute threads (onnxruntime computes on the calling thread), so the
+  session gets ``threads // streams`` intra-op threads, the calling one included: a lone
+  request (LATENCY) has them all, ``streams`` requests (THROUGHPUT) one each, as two threads
+  calling ``run`` on a session of one thread each.
+- ``True``: ``run_async``, which runs the whole inference on a thread of the session's
+  intra-op pool (onnxruntime refuses it without one) and calls back from there; the pool gets
+  ``max(threads, streams)`` workers (``intra_op_num_threads`` counts an absent caller, hence
+  one more). onnxruntime then splits parallel ops for one thread more than the pool has, so a
+  lone request runs slower than ``run`` with the same threads (measured in
+  ``benchmarks/engines.py``).
 
 ``ORT_SESSION_CONFIG`` passes session config entries verbatim
 (``{"session.intra_op.allow_spinning": "0"}``), ``GRAPH_OPTIMIZATION_LEVEL`` picks
@@ -22,12 +30,15 @@ from ...properties import Property, PropertySet
 ORT_SESSION_CONFIG = "ORT_SESSION_CONFIG"
 """Session config entries ``{key: value}`` (``SessionOptions.add_session_config_entry``)."""
 GRAPH_OPTIMIZATION_LEVEL = "GRAPH_OPTIMIZATION_LEVEL"
+ORT_RUN_ASYNC = "ORT_RUN_ASYNC"
+"""Streams as ``run_async`` calls on onnxruntime's pool (True) or stream threads calling
+``run`` (False, the default)."""
 
 _LEVELS = ("DISABLE_ALL", "ENABLE_BASIC", "ENABLE_EXTENDED", "ENABLE_LAYOUT", "ENABLE_ALL")
 
 FIXED_AT_COMPILE = (P.PERFORMANCE_HINT, P.NUM_STREAMS, P.PERFORMANCE_HINT_NUM_REQUESTS,
                     P.INFERENCE_NUM_THREADS, P.INFERENCE_PRECISION_HINT,
-                    GRAPH_OPTIMIZATION_LEVEL, ORT_SESSION_CONFIG)
+                    GRAPH_OPTIMIZATION_LEVEL, ORT_SESSION_CONFIG, ORT_RUN_ASYNC)
 
 
 def _entries(value: Any) -> dict[str, str]:
@@ -76,6 +87,8 @@ def device_specs(name: str) -> list[Property]:
                  validate=_level, default="ENABLE_ALL"),
         Property(ORT_SESSION_CONFIG, "session config entries {key: value}",
                  validate=_entries, default={}),
+        Property(ORT_RUN_ASYNC, "streams as run_async on onnxruntime's pool (True) or stream "
+                 "threads calling run (False)", validate=P.boolean, default=False),
     ]
 
 
@@ -97,7 +110,10 @@ def session_options(props: PropertySet) -> Any:
 
     streams, threads = streams_and_threads(props)
     options = ort.SessionOptions()
-    options.intra_op_num_threads = max(threads, streams) + 1  # + the (idle) calling thread
+    if props.get(ORT_RUN_ASYNC):
+        options.intra_op_num_threads = max(threads, streams) + 1  # + the absent caller
+    else:
+        options.intra_op_num_threads = max(1, threads // streams)  # the stream thread's share
     options.inter_op_num_threads = 1
     options.log_severity_level = 4  # failures become typed errors; nothing on stderr
     options.graph_optimization_level = getattr(

@@ -1,6 +1,11 @@
-"""OrtInferRequest: one inference of an ``onnxruntime.InferenceSession`` as one engine stage.
+"""OrtInferRequest: one inference of an ``onnxruntime.InferenceSession`` as one stage.
 
-The only stage is an :class:`OrtCall` on the compiled model's
+By default (``ORT_RUN_ASYNC`` off) the stage is an :class:`OrtRun` on the compiled model's
+stream executor: the stream thread that checked the inputs calls ``run`` and computes as one of
+onnxruntime's threads (one hop from the loop, the completion through the runtime's completion
+port); a cancellation sets the run's ``RunOptions.terminate``.
+
+With ``ORT_RUN_ASYNC`` the stage is an :class:`OrtCall` on a
 :class:`~aioinfer.plugins.callbacks.CallbackExecutor`. ``infer_async()`` starts it with
 ``InferenceSession.run_async`` on the host worker that checked the inputs; onnxruntime runs
 the inference on a thread of the session's pool and calls back there with the outputs (fresh
@@ -16,6 +21,7 @@ import threading
 from typing import TYPE_CHECKING, Any
 
 from ...errors import InferenceError
+from ...runtime.pipeline import current_run
 from ..base import Stage, SyncInferRequest
 from ..callbacks import Done
 
@@ -30,7 +36,7 @@ class OrtInferRequest(SyncInferRequest):
 
     def __init__(self, compiled: OrtCompiledModel) -> None:
         super().__init__(compiled)
-        self.call = OrtCall(self)
+        self.call: OrtCall | OrtRun = OrtCall(self) if compiled.run_async else OrtRun(self)
 
     def stages(self) -> list[Stage]:
         return [Stage("infer", self.compiled.executor, self.call)]
@@ -39,6 +45,42 @@ class OrtInferRequest(SyncInferRequest):
         # An empty optional input (None) is left out, as onnxruntime expects.
         return {name: value for name, value in zip(self.compiled.input_names, self.inputs,
                                                    strict=True) if value is not None}
+
+    def fail(self, error: str) -> InferenceError:
+        compiled = self.compiled
+        return InferenceError(f"{compiled.device}: onnxruntime inference of model "
+                              f"{compiled.model.name!r} failed: {error.strip()}",
+                              device=compiled.device, node=_node_of(error))
+
+
+class OrtRun:
+    """The stage of one request with stream threads: ``run`` on the calling thread."""
+
+    __slots__ = ("request", "options")
+
+    def __init__(self, request: OrtInferRequest) -> None:
+        import onnxruntime as ort
+
+        self.request = request
+        self.options = ort.RunOptions()
+        self.options.log_severity_level = 4
+
+    def __call__(self) -> None:
+        request = self.request
+        options = self.options
+        options.terminate = False
+        run = current_run()
+        if run is not None:
+            run.on_cancel(self.cancel)
+        compiled = request.compiled
+        try:
+            request.outputs = list(compiled.session.run(compiled.output_names, request.feeds(),
+                                                        options))
+        except Exception as exc:  # onnxruntime's own exception types
+            raise request.fail(str(exc)) from exc
+
+    def cancel(self) -> None:
+        self.options.terminate = True
 
 
 class OrtCall:
@@ -86,10 +128,7 @@ class OrtCall:
         request = self.request
         failure: BaseException | None = None
         if error:
-            compiled = request.compiled
-            failure = InferenceError(f"{compiled.device}: onnxruntime inference of model "
-                                     f"{compiled.model.name!r} failed: {error.strip()}",
-                                     device=compiled.device, node=_node_of(error))
+            failure = request.fail(error)
         else:
             request.outputs = list(outputs)
         if done is not None:
