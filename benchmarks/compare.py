@@ -1,7 +1,9 @@
 """aioinfer (NUMPY) against onnxruntime (and OpenVINO when installed), same machine, same run.
 
 aioinfer runs twice where numba is installed: with its compiled tier (``aioinfer``, the
-default) and without it (``aioinfer-numpy``, ENABLE_JIT=False).
+default) and without it (``aioinfer-numpy``, ENABLE_JIT=False). The engines also run as
+aioinfer devices (``aioinfer:ORT``, ``aioinfer:OPENVINO`` when installed) and behind the CPU
+proxy (``aioinfer:CPU``), next to their own APIs; OpenVINO runs f32 on both sides.
 
 Every (model, engine, mode) pair lives in a worker process of its own, so each engine's peak
 RSS is its own; the parent interleaves the workers round by round (a burst of inferences on
@@ -21,6 +23,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import dataclasses
+import functools
 import multiprocessing as mp
 import pathlib
 import resource
@@ -132,7 +135,7 @@ def gflops(model: onnx.ModelProto, feeds: dict[str, np.ndarray]) -> float:
 
 
 # -- engines (run inside the workers) ------------------------------------------------------------
-def _aioinfer(path: str, mode: str, jit: bool | None = None
+def _aioinfer(path: str, mode: str, jit: bool | None = None, device: str = "NUMPY"
               ) -> tuple[Callable[[], Any], Callable[[float], float]]:
     import aioinfer
     from aioinfer import models
@@ -141,7 +144,7 @@ def _aioinfer(path: str, mode: str, jit: bool | None = None
     config: dict[str, Any] = {"PERFORMANCE_HINT": mode}
     if jit is not None:
         config["ENABLE_JIT"] = jit
-    compiled = core.compile_model(path, "NUMPY", config)
+    compiled = core.compile_model(path, device, config)
     feeds = models.example_inputs(onnx.load(path))
     request = compiled.create_infer_request()
 
@@ -193,7 +196,9 @@ def _openvino(path: str, mode: str) -> tuple[Callable[[], Any], Callable[[float]
 
     from aioinfer import models
 
-    compiled = ov.Core().compile_model(path, "CPU", {"PERFORMANCE_HINT": mode})
+    # f32, as aioinfer's devices run (OpenVINO's own default is bf16 where the CPU has it)
+    compiled = ov.Core().compile_model(path, "CPU", {"PERFORMANCE_HINT": mode,
+                                                     "INFERENCE_PRECISION_HINT": ov.Type.f32})
     feeds = models.example_inputs(onnx.load(path))
     request = compiled.create_infer_request()
 
@@ -233,9 +238,16 @@ def _aioinfer_numpy(path: str, mode: str) -> tuple[Callable[[], Any], Callable[[
     return _aioinfer(path, mode, jit=False)
 
 
-ENGINES = {"aioinfer": _aioinfer, "aioinfer-numpy": _aioinfer_numpy,
-           "onnxruntime": _onnxruntime, "openvino": _openvino}
-OURS = ("aioinfer", "aioinfer-numpy")  # rows that get ratio columns
+Engine = Callable[[str, str], tuple[Callable[[], Any], Callable[[float], float]]]
+ENGINES: dict[str, Engine] = {
+    "aioinfer": _aioinfer, "aioinfer-numpy": _aioinfer_numpy,
+    "onnxruntime": _onnxruntime, "openvino": _openvino,
+    # the engines as aioinfer devices, and the CPU proxy over them (await infer_async)
+    "aioinfer:OPENVINO": functools.partial(_aioinfer, device="OPENVINO"),
+    "aioinfer:ORT": functools.partial(_aioinfer, device="ORT"),
+    "aioinfer:CPU": functools.partial(_aioinfer, device="CPU")}
+OURS = ("aioinfer", "aioinfer-numpy", "aioinfer:OPENVINO", "aioinfer:ORT",
+        "aioinfer:CPU")  # rows that get ratio columns
 
 
 def _worker(conn: Any, engine: str, path: str, mode: str) -> None:
@@ -316,14 +328,14 @@ def available_engines() -> list[str]:
     from aioinfer.plugins.numpy.kernels import jit
 
     engines = ["aioinfer", "aioinfer-numpy"] if jit.default_enabled() else ["aioinfer"]
-    engines.append("onnxruntime")
+    engines += ["onnxruntime", "aioinfer:ORT"]
     try:
         import openvino  # noqa: F401
 
-        engines.append("openvino")
+        engines += ["openvino", "aioinfer:OPENVINO"]
     except ImportError:
         pass
-    return engines
+    return [*engines, "aioinfer:CPU"]
 
 
 def bench_model(name: str, path: pathlib.Path, engines: list[str], rounds: int, burst: int,
