@@ -319,11 +319,12 @@ class _Stopped(Exception):
     """Internal: a stage not started because another stage of the run failed."""
 
 
-def _timed(stage: Stage) -> dict[str, Any]:
+def _timed(stage: Stage, work: Callable[[], Any] | None = None) -> dict[str, Any]:
+    """Run ``work`` (default: the stage's function) and return the stage's profiling entry."""
     wall, cpu = time.perf_counter(), time.thread_time()
     status = "EXECUTED"
     try:
-        stage.fn()
+        (work or stage.fn)()
     except BaseException:
         status = "FAILED"
         raise
@@ -334,16 +335,7 @@ def _timed(stage: Stage) -> dict[str, Any]:
 
 def timed_inline(stage: Stage) -> dict[str, Any]:
     """Run ``stage`` inline on its executor (``infer()``) and return its profiling entry."""
-    wall, cpu = time.perf_counter(), time.thread_time()
-    status = "EXECUTED"
-    try:
-        stage.executor.run_inline(stage)
-    except BaseException:
-        status = "FAILED"
-        raise
-    finally:
-        entry = _entry(stage, status, wall, cpu)
-    return entry
+    return _timed(stage, lambda: stage.executor.run_inline(stage))
 
 
 def _entry(stage: Stage, status: str, wall: float, cpu: float) -> dict[str, Any]:
