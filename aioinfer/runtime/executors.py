@@ -36,6 +36,11 @@ T = TypeVar("T")
 
 _STOP = None  # queue sentinel: one worker exits
 
+# Native thread ids of every live executor worker of this process, whatever plugin owns it: a
+# kernel that wants to spread over the machine's cores (NUMPY's BLAS threads) looks here to
+# tell whether another device's stage is computing on those cores right now.
+WORKER_TIDS: set[int] = set()
+
 _worker_nice = 0
 
 
@@ -138,6 +143,8 @@ class _Pool:
 
     def work(self) -> None:
         _apply_nice()
+        tid = threading.get_native_id()
+        WORKER_TIDS.add(tid)
         get = self.queue.get
         empty = queue.Empty
         try:
@@ -158,6 +165,7 @@ class _Pool:
                 task[0].execute(task[1], self)
                 del task
         finally:
+            WORKER_TIDS.discard(tid)
             with self.lock:
                 self.threads.discard(threading.current_thread())
 

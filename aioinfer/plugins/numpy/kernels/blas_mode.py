@@ -12,7 +12,8 @@ So BLAS threads are used only while
 * the rest of the machine is quiet: at most ``cores - 2`` runnable tasks that are not ours
   (``/proc/loadavg``'s running count minus this process's running threads, sampled every
   20 ms: on 2 cores, none; two busy neighbours starve the pool, and a neighbour's spinning
-  thread pool can be one of them), and
+  thread pool can be one of them); a running executor worker of another stream or plugin of
+  this process (HETERO's other device) counts as a neighbour, and
 * no recent BLAS-threaded product was pathologically slow (then not for a few seconds).
 
 Elsewhere (not Linux, no OpenBLAS found) the answer is always "split".
@@ -24,6 +25,8 @@ import ctypes
 import os
 import threading
 import time
+
+from ....runtime.executors import WORKER_TIDS
 
 _SAMPLE_S = 0.02
 _CORES = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count() or 1
@@ -80,7 +83,10 @@ def lone_stream() -> bool:
 
 
 def _others_running() -> int | None:
-    """Runnable tasks on the machine right now that are not threads of this process."""
+    """Runnable tasks on the machine right now that are not threads of this process, plus
+    other executor workers of this process that are running (another plugin's stage, e.g.
+    TEMPLATE's half of a HETERO pipeline, needs a core as much as a neighbour process does)."""
+    me = threading.get_native_id()
     try:
         with open("/proc/loadavg", "rb") as f:
             running = int(f.read().split()[3].split(b"/")[0])
@@ -88,9 +94,11 @@ def _others_running() -> int | None:
         for tid in os.listdir("/proc/self/task"):
             try:
                 with open(f"/proc/self/task/{tid}/stat", "rb") as f:
-                    mine += f.read().rsplit(b")", 1)[1].split()[0] == b"R"
+                    runnable = f.read().rsplit(b")", 1)[1].split()[0] == b"R"
             except OSError:
                 continue  # the thread just exited
+            if runnable and (int(tid) == me or int(tid) not in WORKER_TIDS):
+                mine += 1
     except (OSError, ValueError, IndexError):
         return None
     return running - mine
