@@ -108,6 +108,8 @@ def variant_of(fn: Callable[..., Any]) -> Callable[..., Any] | None:
     variant = getattr(module, where[1])
     keywords = fn.keywords if isinstance(fn, functools.partial) else {}
     module.warm(where[1], keywords)  # compile or load its kernels now, not in the first run
+    if where[1] in getattr(module, "PER_STEP", ()):
+        return functools.partial(variant, **keywords, _steps={})  # a cache of this step's own
     return functools.partial(variant, **keywords) if keywords else variant
 
 

@@ -7,6 +7,7 @@ channel blocks the intra-op threads get, so results do not depend on the split.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from typing import Any
 
@@ -19,6 +20,7 @@ from . import MIN_WORK
 from ._numba import njit, njit_inline, ro
 
 NONE, RELU, LEAKY, CLIP = 0, 1, 2, 3
+U = np.uint64  # an index numba need not wrap (see depthwise2d)
 CODES = {"": NONE, "Relu": RELU, "LeakyRelu": LEAKY, "Clip": CLIP}
 
 
@@ -36,6 +38,38 @@ def act1(v, code, alpha, lo, hi):
     return v
 
 
+@njit_inline
+def _store_row(acc, at, y, z, n, m, oh, has_z, code, alpha, lo, hi):
+    """``y[n, m, oh] = act(acc[at:] (+ z[n, m, oh]))``, element by element (a view costs two
+    atomic reference counts), one loop per activation: LLVM does not unswitch a branch on
+    ``code`` inside this loop nest, and the branch keeps it scalar."""
+    width = y.shape[3]
+    if has_z:
+        for ow in range(width):
+            o = U(ow)
+            acc[at + o] = acc[at + o] + z[n, m, oh, o]
+    if code == RELU:
+        for ow in range(width):
+            o = U(ow)
+            v = acc[at + o]
+            y[n, m, oh, o] = lo if v < lo else v
+    elif code == CLIP:
+        for ow in range(width):
+            o = U(ow)
+            v = acc[at + o]
+            v = lo if v < lo else v
+            y[n, m, oh, o] = hi if v > hi else v
+    elif code == LEAKY:
+        for ow in range(width):
+            o = U(ow)
+            v = acc[at + o]
+            y[n, m, oh, o] = v * alpha if v < 0 else v
+    else:
+        for ow in range(width):
+            o = U(ow)
+            y[n, m, oh, o] = acc[at + o]
+
+
 @njit
 def depthwise2d(x, w, b, z, y, src, c0, c1, s, ph, pw, code, alpha, lo,
                 hi):
@@ -47,9 +81,13 @@ def depthwise2d(x, w, b, z, y, src, c0, c1, s, ph, pw, code, alpha, lo,
     Per channel the zero-padded image is copied into ``s * s`` phase planes (rows and columns
     ``a, b`` modulo ``s``) of row length ``PW = OW + (KW - 1) // s``; every kernel tap then
     reads one contiguous run of a plane for all the output rows at once (the output over the
-    full plane width, the spare columns cropped in the epilogue): long SIMD loops instead of a
-    short one per output row and tap. Summation order per element: bias, then the taps in
-    (kh, kw) order.
+    full plane width, the spare columns cropped in the epilogue): long SIMD loops even at 7x7.
+    A 3x3 kernel keeps its nine weights in registers and makes the run in one pass; other
+    kernels accumulate it tap by tap. Summation order per element, on both paths: bias,
+    then the taps in (kh, kw) order.
+    Indices are unsigned (``U``): numba wraps a signed index that might be negative, a select
+    per load that keeps LLVM from vectorising; and no slices: a view costs two atomic
+    reference counts, and the views per channel and row were most of the time at 7x7.
     """
     n_img, _, height, width = x.shape
     kh_n, kw_n = w.shape[1], w.shape[2]
@@ -57,7 +95,6 @@ def depthwise2d(x, w, b, z, y, src, c0, c1, s, ph, pw, code, alpha, lo,
     rows = oh_n + (kh_n - 1) // s + 1  # one spare row: the last runs overhang the plane
     cols = ow_n + (kw_n - 1) // s
     plane = rows * cols
-    run = oh_n * cols
     has_z = z.shape[0] > 0
     alpha = y.dtype.type(alpha)
     lo = y.dtype.type(lo)
@@ -65,10 +102,20 @@ def depthwise2d(x, w, b, z, y, src, c0, c1, s, ph, pw, code, alpha, lo,
     # The padding is the same for every channel: zero the planes once, then copy in only
     # each channel's valid region (per plane row, one run of input columns).
     planes = np.zeros(s * s * plane, dtype=y.dtype)
+    run = oh_n * cols  # the output over the full plane width; spare columns cropped
     acc = np.empty(run, dtype=y.dtype)
+    taps = kh_n * kw_n
+    start = np.empty(taps, dtype=np.uint64)
+    for kh in range(kh_n):
+        for kw in range(kw_n):
+            start[kh * kw_n + kw] = U(((kh % s) * s + kw % s) * plane + (kh // s) * cols
+                                      + kw // s)
+    three = kh_n == 3 and kw_n == 3
     for n in range(n_img):
+        un = U(n)
         for m in range(c0, c1):
-            image = x[n, src[m]]
+            ci = U(src[m])
+            um = U(m)
             for a in range(s):
                 # plane row i holds input row i * s + a - ph; valid i: [i0, i1)
                 i0 = 0 if a >= ph else (ph - a + s - 1) // s
@@ -79,63 +126,107 @@ def depthwise2d(x, w, b, z, y, src, c0, c1, s, ph, pw, code, alpha, lo,
                     j0 = 0 if bb >= pw else (pw - bb + s - 1) // s
                     j1 = min(cols, (width - 1 + pw - bb) // s + 1)
                     for i in range(i0, i1):
-                        line = image[i * s + a - ph, j0 * s + bb - pw :: s]
-                        part = planes[base + i * cols + j0 : base + i * cols + j1]
-                        for j in range(j1 - j0):
-                            part[j] = line[j]
+                        r = U(i * s + a - ph)
+                        at = U(base + i * cols)
+                        first = U(bb - pw)
+                        if s == 1:  # literal strides: LLVM vectorises those copies
+                            for j in range(j0, j1):
+                                planes[at + U(j)] = x[un, ci, r, first + U(j)]
+                        elif s == 2:
+                            for j in range(j0, j1):
+                                planes[at + U(j)] = x[un, ci, r, first + U(2 * j)]
+                        else:
+                            for j in range(j0, j1):
+                                planes[at + U(j)] = x[un, ci, r, first + U(j * s)]
             bias = b[m]
-            for i in range(run):
-                acc[i] = bias
-            for kh in range(kh_n):
-                for kw in range(kw_n):
-                    wv = w[m, kh, kw]
-                    start = ((kh % s) * s + kw % s) * plane + (kh // s) * cols + kw // s
-                    tap = planes[start : start + run]
+            if three:
+                w0, w1, w2 = w[m, 0, 0], w[m, 0, 1], w[m, 0, 2]
+                w3, w4, w5 = w[m, 1, 0], w[m, 1, 1], w[m, 1, 2]
+                w6, w7, w8 = w[m, 2, 0], w[m, 2, 1], w[m, 2, 2]
+                s0, s1, s2 = start[0], start[1], start[2]
+                s3, s4, s5 = start[3], start[4], start[5]
+                s6, s7, s8 = start[6], start[7], start[8]
+                for ii in range(run):
+                    i = U(ii)
+                    v = bias + w0 * planes[s0 + i]
+                    v += w1 * planes[s1 + i]
+                    v += w2 * planes[s2 + i]
+                    v += w3 * planes[s3 + i]
+                    v += w4 * planes[s4 + i]
+                    v += w5 * planes[s5 + i]
+                    v += w6 * planes[s6 + i]
+                    v += w7 * planes[s7 + i]
+                    acc[ii] = v + w8 * planes[s8 + i]
+            else:
+                for i in range(run):
+                    acc[i] = bias
+                for t in range(taps):
+                    wv = w[m, t // kw_n, t % kw_n]
+                    at = start[t]
                     for i in range(run):
-                        acc[i] += wv * tap[i]
+                        acc[i] += wv * planes[at + U(i)]
             for oh in range(oh_n):
-                out = y[n, m, oh]
-                row = acc[oh * cols : oh * cols + ow_n]
-                if has_z:
-                    res = z[n, m, oh]
-                    for ow in range(ow_n):
-                        out[ow] = act1(row[ow] + res[ow], code, alpha, lo, hi)
-                else:
-                    for ow in range(ow_n):
-                        out[ow] = act1(row[ow], code, alpha, lo, hi)
+                _store_row(acc, U(oh * cols), y, z, un, um, U(oh), has_z, code, alpha, lo, hi)
+
+
+@njit_inline
+def act_inplace(v, at, count, code, alpha, lo, hi):
+    """``v[at : at + count] = act(v[at : at + count])`` (1-D ``v``), one loop per activation
+    (a branch on ``code`` inside the loop keeps it scalar: LLVM does not unswitch it)."""
+    if code == RELU:
+        for k in range(count):
+            i = at + U(k)
+            x = v[i]
+            v[i] = lo if x < lo else x
+    elif code == CLIP:
+        for k in range(count):
+            i = at + U(k)
+            x = v[i]
+            x = lo if x < lo else x
+            v[i] = hi if x > hi else x
+    elif code == LEAKY:
+        for k in range(count):
+            i = at + U(k)
+            x = v[i]
+            v[i] = x * alpha if x < 0 else x
 
 
 @njit
 def epilogue(y, b, z, g0, g1, m0, m1, p0, p1, code, alpha, lo,
              hi):
     """In place on the block ``y[:, g0:g1, m0:m1, p0:p1]`` of the C-contiguous (N, G, Mg, P)
-    product: ``act((y + b[g, m]) + z)`` in one pass (NumPy's epilogue adds the bias, then the
-    residual, then activates: the same operations in the same order). ``b`` of size 0 means no
-    bias, ``z`` with no batch no residual."""
+    product: ``act((y + b[g, m]) + z)`` (NumPy's epilogue adds the bias, then the residual,
+    then activates: the same operations in the same order), per row one add pass and one
+    activation pass over the row while it is in cache. ``b`` of size 0 means no bias, ``z``
+    with no batch no residual. Flat unsigned indices: no views, no wrapping (depthwise2d)."""
     has_b = b.shape[0] > 0
     has_z = z.shape[0] > 0
     alpha = y.dtype.type(alpha)
     lo = y.dtype.type(lo)
     hi = y.dtype.type(hi)
-    for n in range(y.shape[0]):
+    n_img, groups, per, positions = y.shape
+    flat = y.reshape(y.size)
+    res = z.reshape(z.size)
+    count = p1 - p0
+    for n in range(n_img):
         for g in range(g0, g1):
             for m in range(m0, m1):
-                row = y[n, g, m, p0:p1]
-                bias = b[g, m] if has_b else y.dtype.type(0)
-                if has_z:
-                    res = z[n, g, m, p0:p1]
-                    if has_b:
-                        for p in range(p1 - p0):
-                            row[p] = act1(row[p] + bias + res[p], code, alpha, lo, hi)
+                at = U(((n * groups + g) * per + m) * positions + p0)
+                if has_b:
+                    bias = b[g, m]
+                    if has_z:
+                        for k in range(count):
+                            i = at + U(k)
+                            flat[i] = flat[i] + bias + res[i]
                     else:
-                        for p in range(p1 - p0):
-                            row[p] = act1(row[p] + res[p], code, alpha, lo, hi)
-                elif has_b:
-                    for p in range(p1 - p0):
-                        row[p] = act1(row[p] + bias, code, alpha, lo, hi)
-                else:
-                    for p in range(p1 - p0):
-                        row[p] = act1(row[p], code, alpha, lo, hi)
+                        for k in range(count):
+                            i = at + U(k)
+                            flat[i] = flat[i] + bias
+                elif has_z:
+                    for k in range(count):
+                        i = at + U(k)
+                        flat[i] = flat[i] + res[i]
+                act_inplace(flat, at, count, code, alpha, lo, hi)
 
 
 # --- the FusedConv kernel of the compiled tier ---------------------------------------------
@@ -212,10 +303,24 @@ def _depthwise_source(c: int, m: int, shuffle: int) -> np.ndarray:
     return ci
 
 
-def depthwise(x, w, b, z, act, auto_pad, pads, strides, dilations, shuffle: int,
-              into: np.ndarray | None) -> np.ndarray | None:
-    """The depthwise 2-D convolution (+ bias, residual, activation) of ``x``, or ``None`` when
-    this kernel does not take it (the caller then runs NumPy's)."""
+@dataclasses.dataclass(frozen=True)
+class _Depthwise:
+    """A depthwise convolution prepared for one input shape and dtype: what ``depthwise2d``
+    reads besides ``x`` (kept per plan step, so a run only checks identities)."""
+
+    w: np.ndarray  # the step's weight and bias, to check they are the ones prepared for
+    b: np.ndarray | None
+    w3: np.ndarray
+    bias: np.ndarray
+    src: np.ndarray
+    stride: int
+    begin: tuple[int, int]
+    full: tuple[int, ...]
+    work: float
+
+
+def _prepare(x, w, b, auto_pad, pads, strides, dilations, shuffle: int) -> _Depthwise | None:
+    """``depthwise2d``'s operands for ``x``'s shape, or ``None`` when it does not take it."""
     if (x.ndim != 4 or x.dtype not in _FLOATS or w.dtype != x.dtype or w.shape[1] != 1
             or w.shape[0] % x.shape[1]):
         return None
@@ -223,32 +328,35 @@ def depthwise(x, w, b, z, act, auto_pad, pads, strides, dilations, shuffle: int,
     strides, dilations, pads = spatial_defaults(2, strides, dilations, pads)
     if any(d != 1 for d in dilations) or strides[0] != strides[1]:
         return None
-    try:
-        code = act_code(act)
-    except LookupError:
-        code = None
     begin, end = resolve_pads(auto_pad, x.shape[2:], kernel, strides, dilations, pads)
     out = [out_size(*a) for a in zip(x.shape[2:], kernel, strides, dilations, begin, end,
                                        strict=True)]
     n, c = x.shape[:2]
     m = w.shape[0]
-    full = (n, m, *out)
+    bias = np.zeros(m, dtype=x.dtype) if b is None else np.ascontiguousarray(b, dtype=x.dtype)
+    return _Depthwise(w, b, ro(np.ascontiguousarray(w.reshape(m, *kernel))), ro(bias),
+                      ro(_depthwise_source(c, m, shuffle)), int(strides[0]),
+                      (int(begin[0]), int(begin[1])), (n, m, *out),
+                      float(n * m * math.prod(out) * math.prod(kernel)))
+
+
+def depthwise(x, w, b, z, act, code, prep: _Depthwise,
+              into: np.ndarray | None) -> np.ndarray:
+    """The depthwise 2-D convolution (+ bias, residual, activation) of ``x`` as ``prep``
+    prepared it; ``code`` is ``act``'s compiled form, ``None`` if it has none."""
+    full = prep.full
     late = z is not None and (z.shape != full or z.dtype != x.dtype)
     y = (np.empty(full, dtype=x.dtype) if into is None or not into.flags.c_contiguous
          else into)
-    x = np.ascontiguousarray(x)
-    w3 = np.ascontiguousarray(w.reshape(m, *kernel))
-    bias = np.zeros(m, dtype=x.dtype) if b is None else np.ascontiguousarray(b, dtype=x.dtype)
-    zz = _empty(x.dtype, 4) if z is None or late else np.ascontiguousarray(z)
+    x = ro(x if x.flags.c_contiguous else np.ascontiguousarray(x))
+    zz = _empty(x.dtype, 4) if z is None or late else ro(np.ascontiguousarray(z))
     run = code if code is not None and not late else (NONE, 0.0, 0.0, 0.0)
-    src = ro(_depthwise_source(c, m, shuffle))
-    x, w3, bias, zz = ro(x), ro(w3), ro(bias), ro(zz)
+    w3, bias, src, stride, (ph, pw) = prep.w3, prep.bias, prep.src, prep.stride, prep.begin
 
     def channels(lo: int, hi: int) -> None:
-        depthwise2d(x, w3, bias, zz, y, src, lo, hi, strides[0], begin[0], begin[1], *run)
+        depthwise2d(x, w3, bias, zz, y, src, lo, hi, stride, ph, pw, *run)
 
-    run_blocks(channels, m, float(n * m * math.prod(out) * math.prod(kernel)),
-               MIN_WORK["depthwise"])
+    run_blocks(channels, full[1], prep.work, MIN_WORK["depthwise"])
     if late:
         y = conv_fast._epilogue(y, z, act)
     elif code is None:
@@ -262,24 +370,41 @@ def depthwise(x, w, b, z, act, auto_pad, pads, strides, dilations, shuffle: int,
 def fused_conv(x, w, b=None, z=None, into=None, *, auto_pad="NOTSET", dilations=None, group=1,
                kernel_shape=None, pads=None, strides=None, activation="",
                activation_alpha=0.01, clip_min=-np.inf, clip_max=np.inf, shuffle=None,
-               into_start=0):
-    """``fused.fused_conv`` with compiled depthwise convolutions and epilogues."""
+               into_start=0, _steps=None):
+    """``fused.fused_conv`` with compiled depthwise convolutions and epilogues. ``_steps``
+    (bound per plan step, see ``PER_STEP``) keeps each depthwise step's prepared operands per
+    input shape: a small convolution's own time is tens of microseconds."""
     xs = x
     groups = 0
     if shuffle:
         nb, groups, per, *rest = shuffle
         xs = x.reshape(nb, groups * per, *rest)
     if group > 1 and group == xs.shape[1]:
-        act = fused._activation(activation, activation_alpha, clip_min, clip_max)
-        dest = None if into is None else into[:, into_start : into_start + w.shape[0]]
-        y = depthwise(xs, w, b, z, act, auto_pad, pads, strides, dilations, groups, dest)
-        if y is not None:
-            return y
+        key = (xs.shape, xs.dtype)
+        prep = None if _steps is None else _steps.get(key)
+        if prep is None or prep.w is not w or prep.b is not b:
+            prep = _prepare(xs, w, b, auto_pad, pads, strides, dilations, groups)
+            if _steps is not None and prep is not None:
+                if len(_steps) >= 8:
+                    _steps.clear()
+                _steps[key] = prep
+        if prep is not None:
+            act = fused._activation(activation, activation_alpha, clip_min, clip_max)
+            try:
+                code = act_code(act)
+            except LookupError:
+                code = None
+            dest = None if into is None else into[:, into_start : into_start + w.shape[0]]
+            return depthwise(xs, w, b, z, act, code, prep, dest)
     return fused.fused_conv(x, w, b, z, into, auto_pad=auto_pad, dilations=dilations,
                             group=group, kernel_shape=kernel_shape, pads=pads, strides=strides,
                             activation=activation, activation_alpha=activation_alpha,
                             clip_min=clip_min, clip_max=clip_max, shuffle=shuffle,
                             into_start=into_start, epilogue=Epilogue)
+
+
+#: variants here taking a per-step dict (``_steps``) for what they prepare per input shape
+PER_STEP = frozenset({"fused_conv"})
 
 
 def warm(variant: str, keywords: dict[str, Any]) -> None:
