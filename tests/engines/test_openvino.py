@@ -113,6 +113,43 @@ def test_outputs_are_not_overwritten_by_the_next_inference(core: aioinfer.Core) 
     np.testing.assert_array_equal(first, kept)
 
 
+def _layouts(x: np.ndarray) -> dict[str, np.ndarray]:
+    read_only = x.copy()
+    read_only.flags.writeable = False
+    wide = np.repeat(x, 2, axis=3)
+    return {"read_only": read_only, "fortran": np.asfortranarray(x),
+            "strided": wide[..., ::2], "broadcast": np.broadcast_to(x[:, :1], x.shape),
+            "from_bytes": np.frombuffer(x.tobytes(), np.float32).reshape(x.shape)}
+
+
+@pytest.mark.parametrize("layout", ["read_only", "fortran", "strided", "broadcast",
+                                    "from_bytes"])
+def test_read_only_and_strided_inputs(core: aioinfer.Core, layout: str) -> None:
+    """OpenVINO shares only writeable C-contiguous memory: other arrays are copied once, and
+    the copy lives until OpenVINO has read it (on both paths)."""
+    x = np.random.default_rng(3).standard_normal((1, 3, 32, 32)).astype(np.float32)
+    value = _layouts(x)[layout]
+    with core.compile_model(small_cnn(), "OPENVINO") as compiled:
+        request = compiled.create_infer_request()
+        want = request.infer(np.ascontiguousarray(value))[0].copy()
+        before = value.copy()
+        for _ in range(3):
+            np.testing.assert_array_equal(request.infer(value)[0], want)
+            junk = [np.full(x.shape, 7.0, np.float32) for _ in range(8)]  # reuse freed memory
+            np.testing.assert_array_equal(anyio.run(request.infer_async, value)[0], want)
+            del junk
+        np.testing.assert_array_equal(value, before)
+
+
+def test_contiguous_inputs_are_shared_not_copied(core: aioinfer.Core) -> None:
+    x = np.ones((1, 3, 32, 32), np.float32)
+    with core.compile_model(small_cnn(), "OPENVINO") as compiled:
+        request = compiled.create_infer_request()
+        request.infer(x)
+        sync = request._sync  # type: ignore[attr-defined]
+        assert np.shares_memory(sync.engine.get_input_tensor(0).data, x)
+
+
 def test_profiling_comes_from_openvino(core: aioinfer.Core) -> None:
     with core.compile_model(small_cnn(), "OPENVINO", {P.PERF_COUNT: True}) as compiled:
         request = compiled.create_infer_request()

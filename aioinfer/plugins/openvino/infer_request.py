@@ -11,7 +11,11 @@ The request's only stage is an :class:`OvCall` on the compiled model's
   task through the runtime's batched completion port. A failure, which OpenVINO reports to no
   callback, is found by the plugin's :class:`~.watch.FailureWatch`.
 
-Outputs are copied because OpenVINO reuses a request's output buffers on its next inference.
+Inputs are shared with OpenVINO, not copied, when they are C-contiguous and writeable (a
+read-only or strided array is copied once into a C-contiguous one, since OpenVINO's tensors
+share only such memory). An OpenVINO tensor does not keep the array it shares alive, so the
+request holds the bound arrays until the next bind. Outputs are copied because OpenVINO reuses
+a request's output buffers on its next inference.
 """
 
 from __future__ import annotations
@@ -24,6 +28,7 @@ import numpy as np
 from ...errors import InferenceError
 from ..base import Stage, SyncInferRequest
 from ..callbacks import Done
+from ..engine_exit import GUARD
 
 if TYPE_CHECKING:
     from .compiled_model import OpenVinoCompiledModel
@@ -38,6 +43,7 @@ class OpenVinoInferRequest(SyncInferRequest):
         super().__init__(compiled)
         self.engine = compiled.engine.create_infer_request()
         self.call = OvCall(self)
+        self._bound: list[np.ndarray] = []  # the memory OpenVINO reads (see the module doc)
 
     def stages(self) -> list[Stage]:
         return [Stage("infer", self.compiled.executor, self.call)]
@@ -46,9 +52,10 @@ class OpenVinoInferRequest(SyncInferRequest):
         import openvino as ov
 
         engine = self.engine
-        for index, value in zip(self.compiled.input_order, self.inputs, strict=True):
-            array = np.ascontiguousarray(value)
+        bound = [shareable(value) for value in self.inputs]
+        for index, array in zip(self.compiled.input_order, bound, strict=True):
             engine.set_input_tensor(index, ov.Tensor(array, shared_memory=True))
+        self._bound = bound
 
     def read_outputs(self) -> None:
         engine = self.engine
@@ -66,14 +73,24 @@ class OpenVinoInferRequest(SyncInferRequest):
                 for p in self.engine.profiling_info]
 
 
+def shareable(value: Any) -> np.ndarray:
+    """``value`` as an array OpenVINO can share: itself when C-contiguous and writeable
+    (OpenVINO refuses read-only memory), else a C-contiguous copy."""
+    array = np.asarray(value)
+    if array.flags.c_contiguous and array.flags.writeable:
+        return array
+    return np.array(array, order="C", copy=True)
+
+
 class OvCall:
     """The engine stage of one request (see :class:`~aioinfer.plugins.callbacks.EngineCall`)."""
 
-    __slots__ = ("request", "_done", "__weakref__")
+    __slots__ = ("request", "_done", "_token", "__weakref__")
 
     def __init__(self, request: OpenVinoInferRequest) -> None:
         self.request = request
         self._done: Done | None = None
+        self._token = -1  # this start's entry in the exit guard
         # The engine holds its callback's arguments where Python's collector cannot see them:
         # a weak reference back, so that a dropped request is collected.
         request.engine.set_callback(_on_done, weakref.ref(self))
@@ -81,15 +98,19 @@ class OvCall:
     def __call__(self) -> None:
         request = self.request
         request.bind_inputs()
+        token = GUARD.enter(self._cancel_sync)
         try:
             request.engine.infer()
         except RuntimeError as exc:
             raise _failed(request, exc) from exc
+        finally:
+            GUARD.leave(token)
         request.read_outputs()
 
     def start(self, done: Done) -> None:
         request = self.request
         request.bind_inputs()
+        self._token = GUARD.enter(self._cancel_started)
         self._done = done
         watch = request.compiled.plugin.watch
         watch.add(id(self), request.engine, self._failed)
@@ -98,12 +119,28 @@ class OvCall:
         except BaseException:
             watch.discard(id(self))
             self._done = None
+            GUARD.leave(self._token)
             raise
 
     def cancel(self) -> None:
         """OpenVINO's cancel would drop the callback: a started inference runs to its end."""
 
+    def _cancel_sync(self, _timeout: float) -> bool:
+        """At exit: the sync ``infer`` raises, and its thread leaves the guard."""
+        self.request.engine.cancel()
+        return False
+
+    def _cancel_started(self, timeout: float) -> bool:
+        """At exit: a cancelled start calls back no one, so it is waited for here."""
+        engine = self.request.engine
+        engine.cancel()
+        try:
+            return bool(engine.wait_for(max(1, int(1000 * timeout))))
+        except RuntimeError:  # cancelled (or failed): over
+            return True
+
     def completed(self) -> None:  # on an OpenVINO thread
+        token = self._token  # (done() may start this call again)
         if not self.request.compiled.plugin.watch.discard(id(self)):
             return  # the watch already reported it failed
         done, self._done = self._done, None
@@ -112,13 +149,20 @@ class OvCall:
             self.request.read_outputs()
         except BaseException as exc:
             error = exc
-        if done is not None:
-            done(error)
+        try:
+            if done is not None:
+                done(error)
+        finally:
+            GUARD.leave(token)  # last: this thread is in Python until here
 
     def _failed(self, exc: BaseException) -> None:  # on the watch's thread
+        token = self._token
         done, self._done = self._done, None
-        if done is not None:
-            done(_failed(self.request, exc))
+        try:
+            if done is not None:
+                done(_failed(self.request, exc))
+        finally:
+            GUARD.leave(token)
 
 
 def _on_done(ref: weakref.ref[OvCall]) -> None:

@@ -24,6 +24,7 @@ from ...errors import InferenceError
 from ...runtime.pipeline import current_run
 from ..base import Stage, SyncInferRequest
 from ..callbacks import Done
+from ..engine_exit import GUARD
 
 if TYPE_CHECKING:
     from .compiled_model import OrtCompiledModel
@@ -73,20 +74,28 @@ class OrtRun:
         if run is not None:
             run.on_cancel(self.cancel)
         compiled = request.compiled
+        token = GUARD.enter(self._terminate)
         try:
             request.outputs = list(compiled.session.run(compiled.output_names, request.feeds(),
                                                         options))
         except Exception as exc:  # onnxruntime's own exception types
             raise request.fail(str(exc)) from exc
+        finally:
+            GUARD.leave(token)
 
     def cancel(self) -> None:
         self.options.terminate = True
+
+    def _terminate(self, _timeout: float) -> bool:
+        """At exit: ``run`` returns early with an error, and its thread leaves the guard."""
+        self.options.terminate = True
+        return False
 
 
 class OrtCall:
     """The engine stage of one request (see :class:`~aioinfer.plugins.callbacks.EngineCall`)."""
 
-    __slots__ = ("request", "options", "_done")
+    __slots__ = ("request", "options", "_done", "_token")
 
     def __init__(self, request: OrtInferRequest) -> None:
         import onnxruntime as ort
@@ -95,6 +104,7 @@ class OrtCall:
         self.options = ort.RunOptions()
         self.options.log_severity_level = 4
         self._done: Done | None = None
+        self._token = -1  # this start's entry in the exit guard
 
     def __call__(self) -> None:
         finished = threading.Event()
@@ -112,27 +122,38 @@ class OrtCall:
     def start(self, done: Done) -> None:
         request = self.request
         self.options.terminate = False
+        self._token = GUARD.enter(self._terminate)
         self._done = done
         try:
             request.compiled.session.run_async(request.compiled.output_names, request.feeds(),
                                                self._callback, None, self.options)
         except BaseException:
             self._done = None
+            GUARD.leave(self._token)
             raise
 
     def cancel(self) -> None:
         self.options.terminate = True
 
+    def _terminate(self, _timeout: float) -> bool:
+        """At exit: onnxruntime stops the run and calls back, which leaves the guard."""
+        self.options.terminate = True
+        return False
+
     def _callback(self, outputs: list[Any], _userdata: Any, error: str) -> None:
-        done, self._done = self._done, None  # on a thread of onnxruntime's pool
+        token = self._token  # on a thread of onnxruntime's pool; done() may start again
+        done, self._done = self._done, None
         request = self.request
         failure: BaseException | None = None
-        if error:
-            failure = request.fail(error)
-        else:
-            request.outputs = list(outputs)
-        if done is not None:
-            done(failure)
+        try:
+            if error:
+                failure = request.fail(error)
+            else:
+                request.outputs = list(outputs)
+            if done is not None:
+                done(failure)
+        finally:
+            GUARD.leave(token)  # last: this thread is in Python until here
 
 
 def _node_of(message: str) -> str | None:
