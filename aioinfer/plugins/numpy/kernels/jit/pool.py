@@ -18,13 +18,15 @@ from . import MIN_WORK
 from ._numba import njit, ro
 
 MAX, AVG = 0, 1
+U = np.uint64  # an index numba need not wrap
 
 
 @njit
 def pool2d(x, y, inv, c0, c1, kh_n, kw_n, s, ph, pw, op):
     """``y[:, c]`` for ``c0 <= c < c1``: max (``op`` MAX, -inf padding) or sum times ``inv``
     (OH, OW) (AVG, zero padding) over the ``kh_n`` x ``kw_n`` windows of ``x`` (N, C, H, W)
-    at stride ``s`` with begin padding ``ph, pw``."""
+    at stride ``s`` with begin padding ``ph, pw``. Unsigned indices and no views, literal
+    strides in the plane fill, as ``conv.depthwise2d`` (and for the same reasons)."""
     n_img, _, height, width = x.shape
     oh_n, ow_n = y.shape[2], y.shape[3]
     rows = oh_n + (kh_n - 1) // s + 1
@@ -35,8 +37,9 @@ def pool2d(x, y, inv, c0, c1, kh_n, kw_n, s, ph, pw, op):
     planes = np.full(s * s * plane, fill, dtype=y.dtype)
     acc = np.empty(run, dtype=y.dtype)
     for n in range(n_img):
+        un = U(n)
         for c in range(c0, c1):
-            image = x[n, c]
+            uc = U(c)
             for a in range(s):
                 i0 = 0 if a >= ph else (ph - a + s - 1) // s
                 i1 = min(rows, (height - 1 + ph - a) // s + 1)
@@ -45,37 +48,45 @@ def pool2d(x, y, inv, c0, c1, kh_n, kw_n, s, ph, pw, op):
                     j0 = 0 if bb >= pw else (pw - bb + s - 1) // s
                     j1 = min(cols, (width - 1 + pw - bb) // s + 1)
                     for i in range(i0, i1):
-                        line = image[i * s + a - ph, j0 * s + bb - pw :: s]
-                        part = planes[base + i * cols + j0 : base + i * cols + j1]
-                        for j in range(j1 - j0):
-                            part[j] = line[j]
-            first = True
+                        r = U(i * s + a - ph)
+                        at = U(base + i * cols)
+                        first = U(bb - pw)
+                        if s == 1:
+                            for j in range(j0, j1):
+                                planes[at + U(j)] = x[un, uc, r, first + U(j)]
+                        elif s == 2:
+                            for j in range(j0, j1):
+                                planes[at + U(j)] = x[un, uc, r, first + U(2 * j)]
+                        else:
+                            for j in range(j0, j1):
+                                planes[at + U(j)] = x[un, uc, r, first + U(j * s)]
+            first_tap = True
             for kh in range(kh_n):
                 for kw in range(kw_n):
-                    start = ((kh % s) * s + kw % s) * plane + (kh // s) * cols + kw // s
-                    tap = planes[start : start + run]
-                    if first:
+                    start = U(((kh % s) * s + kw % s) * plane + (kh // s) * cols + kw // s)
+                    if first_tap:
                         for i in range(run):
-                            acc[i] = tap[i]
-                        first = False
+                            acc[i] = planes[start + U(i)]
+                        first_tap = False
                     elif op == MAX:
                         for i in range(run):
-                            v = tap[i]
+                            v = planes[start + U(i)]
                             m = acc[i]
                             acc[i] = m if m != m else (v if not v <= m else m)
                     else:
                         for i in range(run):
-                            acc[i] += tap[i]
+                            acc[i] += planes[start + U(i)]
             for oh in range(oh_n):
-                out = y[n, c, oh]
-                row = acc[oh * cols : oh * cols + ow_n]
+                uo = U(oh)
+                at = U(oh * cols)
                 if op == MAX:
                     for ow in range(ow_n):
-                        out[ow] = row[ow]
+                        o = U(ow)
+                        y[un, uc, uo, o] = acc[at + o]
                 else:
-                    scale = inv[oh]
                     for ow in range(ow_n):
-                        out[ow] = row[ow] * scale[ow]
+                        o = U(ow)
+                        y[un, uc, uo, o] = acc[at + o] * inv[uo, o]
 
 
 _FLOATS = (np.dtype(np.float32), np.dtype(np.float64))
