@@ -172,3 +172,84 @@ def test_bad_arguments_are_refused(tmp_path: Path) -> None:
 async def test_bad_mode_is_refused(digits: aioinfer.CompiledModel) -> None:
     with pytest.raises(ValueError, match="mode must be"):
         await run_pipeline(digits, digit_source(1), mode="fast")
+
+
+@pytest.mark.anyio
+@pytest.mark.parametrize("batch, requests", [(8, 2), (5, 3)])
+async def test_batched_lossless_gives_every_frame_its_own_result_once_in_order(
+    digits: aioinfer.CompiledModel, batch: int, requests: int,
+) -> None:
+    seen: list[FrameResult] = []
+    images: dict[int, np.ndarray] = {}
+
+    def keep(frame: Frame, result: FrameResult) -> None:
+        images[frame.index] = frame.image
+        seen.append(result)
+
+    stats = await run_pipeline(digits, digit_source(43), sinks=[CallbackSink(keep)],
+                               postprocess=Classify(3), requests=requests, batch=batch)
+    assert [r.index for r in seen] == list(range(43))  # 43: the last inference is partial
+    assert stats.delivered == stats.pulled == 43 and stats.dropped == stats.abandoned == 0
+    assert batch < stats.max_in_flight <= batch * requests
+    one_by_one = [digits(images[r.index][None])[0][0] for r in seen]
+    for result, scores in zip(seen, one_by_one, strict=True):  # the frame's own row
+        assert result.classes[0] == int(np.argmax(scores))
+        assert result.scores[0] == pytest.approx(float(scores.max()), rel=1e-5)
+        assert result.label is not None and result.latency > 0
+
+
+@pytest.mark.anyio
+async def test_batch_splits_where_the_frame_size_changes(digits: aioinfer.CompiledModel) -> None:
+    images, labels = held_out_digits()
+    rendered = [image for image, _ in sample_frames(images, labels, 10, hold=1, seed=5)]
+    sizes = [96, 96, 96, 128, 128, 96, 96, 96, 96, 128]
+    shaped = [image[:s, :s] for image, s in zip(rendered, sizes, strict=True)]
+    shapes: list[tuple[int, ...]] = []
+
+    def prepare(batch: np.ndarray) -> np.ndarray:
+        shapes.append(batch.shape)
+        return batch
+
+    results: list[FrameResult] = []
+    await run_pipeline(digits, Synthetic(lambda: ((x, None) for x in shaped)), batch=4,
+                       requests=2, prepare=prepare, on_result=results.append)
+    assert [r.index for r in results] == list(range(10))
+    # groups of 4 in order, each split into runs of one size: 96 96 96|128, 128|96 96 96, 96|128
+    assert [s[:2] for s in shapes] == [(3, 96), (1, 128), (1, 128), (3, 96), (1, 96), (1, 128)]
+    expected = [int(digits(x[None])[0].argmax()) for x in shaped]
+    assert [r.classes[0] for r in results] == expected
+
+
+@pytest.mark.anyio
+async def test_live_mode_infers_the_newest_frame_alone_whatever_the_batch(
+    digits: aioinfer.CompiledModel,
+) -> None:
+    sizes: list[int] = []
+
+    def prepare(batch: np.ndarray) -> np.ndarray:
+        sizes.append(len(batch))
+        return batch
+
+    stats = await run_pipeline(digits, digit_source(60, fps=2000, live=True), batch=8,
+                               prepare=prepare, requests=2)
+    assert stats.mode == "live" and set(sizes) == {1}
+    assert stats.delivered + stats.dropped == 60
+
+
+@pytest.mark.anyio
+async def test_bad_batch_is_refused(digits: aioinfer.CompiledModel) -> None:
+    with pytest.raises(ValueError, match="batch must be"):
+        await run_pipeline(digits, digit_source(1), batch=0)
+
+
+def test_rgb_converter_gives_the_pixels_of_to_ndarray() -> None:
+    av = pytest.importorskip("av")
+    from aioinfer.pipelines.sources import rgb_converter, yuv_converter
+
+    rng = np.random.default_rng(0)
+    rgb, to_yuv = rgb_converter(av), yuv_converter(av, "yuv420p")
+    for size in [(128, 128), (96, 64), (128, 128)]:  # one converter, sizes changing
+        image = rng.integers(0, 256, (*size, 3), dtype=np.uint8)
+        frame = to_yuv(av.VideoFrame.from_ndarray(image, format="rgb24"))
+        assert frame.format.name == "yuv420p" and (frame.height, frame.width) == size
+        np.testing.assert_array_equal(rgb(frame), frame.to_ndarray(format="rgb24"))
