@@ -1,5 +1,7 @@
-"""Real plugins for the virtual-device tests: NUMPY with a slow compile, a slow run, or a
-run that fails (subclasses of the NUMPY plugin, registered in a test's own Core)."""
+"""Real plugins for the virtual-device tests: NUMPY with a slow compile, a slow run, a run
+that fails (always, or on marked inputs), a compute of its own (not the host's cores), or
+output buffers reused from run to run (subclasses of the NUMPY plugin, registered in a test's
+own Core)."""
 
 from __future__ import annotations
 
@@ -10,6 +12,7 @@ from typing import Any
 import numpy as np
 from onnx import TensorProto, helper
 
+from aioinfer import properties as P
 from aioinfer.errors import InferenceError
 from aioinfer.model import Model
 from aioinfer.plugins.base import Stage
@@ -84,6 +87,81 @@ class FailingRunPlugin(NumpyPlugin):
     def compile_model(self, model: Model, config: Mapping[str, Any]) -> NumpyCompiledModel:
         compiled = super().compile_model(model, config)
         compiled.__class__ = _FailingCompiled
+        return compiled
+
+
+class OwnComputePlugin(SlowRunPlugin):
+    """A slow-running device with a ``DEVICE_UUID`` of its own (an accelerator: its runs
+    take no cores from the host plugins)."""
+
+    def get_property(self, key: str) -> Any:
+        if key == P.DEVICE_UUID:
+            return f"accelerator-{self.name}"
+        return super().get_property(key)
+
+
+MARK = -1234.5
+"""The value that makes :class:`TripwirePlugin` fail a run: the first element of input 0."""
+
+
+class _TripwireRequest(NumpyInferRequest):
+    def stages(self) -> list[Stage]:
+        [stage] = super().stages()
+
+        def run() -> None:
+            first = np.asarray(self.inputs[0]).reshape(-1)
+            if (first == MARK).any():  # any sample of a batch
+                raise InferenceError(f"marked input on {self.compiled.plugin.name}",
+                                     node="add", device=self.compiled.plugin.name)
+            stage.fn()
+
+        return [Stage("infer", stage.executor, run)]
+
+
+class _TripwireCompiled(NumpyCompiledModel):
+    def create_sync_request(self) -> NumpyInferRequest:
+        return _TripwireRequest(self)
+
+
+class TripwirePlugin(NumpyPlugin):
+    """NUMPY whose run fails with an InferenceError when input 0 holds :data:`MARK`."""
+
+    def compile_model(self, model: Model, config: Mapping[str, Any]) -> NumpyCompiledModel:
+        compiled = super().compile_model(model, config)
+        compiled.__class__ = _TripwireCompiled
+        return compiled
+
+
+class _ReusingRequest(NumpyInferRequest):
+    def stages(self) -> list[Stage]:
+        [stage] = super().stages()
+        buffers: list[np.ndarray] = []
+
+        def run() -> None:
+            stage.fn()
+            if not buffers:
+                buffers.extend(np.empty_like(out) for out in self.outputs)
+            for buffer, out in zip(buffers, self.outputs, strict=True):
+                np.copyto(buffer, out)
+            self.outputs = list(buffers)  # the same arrays every run, as an engine's own
+
+        return [Stage("infer", stage.executor, run)]
+
+
+class _ReusingCompiled(NumpyCompiledModel):
+    fresh_outputs = False
+
+    def create_sync_request(self) -> NumpyInferRequest:
+        return _ReusingRequest(self)
+
+
+class ReusingPlugin(NumpyPlugin):
+    """NUMPY whose requests write every run's results into the same output arrays (as
+    OpenVINO's requests and ONNX Runtime's IOBinding do), and say so (``fresh_outputs``)."""
+
+    def compile_model(self, model: Model, config: Mapping[str, Any]) -> NumpyCompiledModel:
+        compiled = super().compile_model(model, config)
+        compiled.__class__ = _ReusingCompiled
         return compiled
 
 

@@ -8,9 +8,10 @@ import pytest
 
 import aioinfer
 from aioinfer import errors
+from aioinfer.properties import host_cores
 from aioinfer.testing.behaviour import _expected, _inputs, add_relu_model
 
-from ._plugins import SlowRunPlugin
+from ._plugins import OwnComputePlugin, ReusingPlugin, SlowRunPlugin
 
 
 @pytest.mark.anyio
@@ -38,37 +39,81 @@ async def test_every_result_arrives_once_on_its_own_request() -> None:
     assert sum(s["completed"] for s in compiled.statistics().values()) == 128
 
 
-def _slow_core() -> aioinfer.Core:
-    """SLOW: 50 ms a run; FAST: 2 ms a run (sleeping, so the host's cores do not matter)."""
+def _slow_core(own_compute: bool = False, slow: float = 0.05,
+               fast: float = 0.002) -> aioinfer.Core:
+    """SLOW and FAST sleep ``slow`` and ``fast`` seconds a run (so the host's load does not
+    change their speed); both report the host CPU's DEVICE_UUID unless SLOW has
+    ``own_compute`` (an accelerator's)."""
     core = aioinfer.Core()
-    core.register_plugin(SlowRunPlugin("SLOW"))
-    fast = SlowRunPlugin("FAST")
-    fast.run_delay = 0.002
-    core.register_plugin(fast)
+    slow_plugin = (OwnComputePlugin if own_compute else SlowRunPlugin)("SLOW")
+    slow_plugin.run_delay = slow
+    core.register_plugin(slow_plugin)
+    fast_plugin = SlowRunPlugin("FAST")
+    fast_plugin.run_delay = fast
+    core.register_plugin(fast_plugin)
     return core
+
+
+async def _load(compiled: aioinfer.CompiledModel, tasks: int, runs: int) -> list[int]:
+    """``tasks`` tasks of ``runs`` checked runs each; the tags of the results, in order."""
+    seen: list[int] = []
+
+    async def task(t: int) -> None:
+        request = compiled.create_infer_request()
+        for j in range(runs):
+            inputs = _inputs(t * runs + j)
+            np.testing.assert_allclose((await request.infer_async(inputs))["y"],
+                                       _expected(inputs), rtol=1e-6)
+            seen.append(t * runs + j)
+
+    async with anyio.create_task_group() as tg:
+        for t in range(tasks):
+            tg.start_soon(task, t)
+    return seen
 
 
 @pytest.mark.anyio
 @pytest.mark.parametrize("policy", ["EARLIEST_FINISH", "DEVICE_PRIORITY"])
-async def test_a_slow_device_takes_only_what_it_finishes_first(policy: str) -> None:
-    compiled = _slow_core().compile_model(add_relu_model(), "MULTI:FAST(2),SLOW(2)",
+async def test_a_slow_device_on_the_same_cores_takes_no_runs(policy: str) -> None:
+    # FAST's workers cover the host's cores: any run on SLOW would take a core from FAST
+    cores = host_cores()
+    compiled = _slow_core().compile_model(add_relu_model(), f"MULTI:FAST({cores}),SLOW(2)",
                                           {"SCHEDULE_POLICY": policy})
-
-    async def task(t: int) -> None:
-        request = compiled.create_infer_request()
-        for j in range(10):
-            await request.infer_async(_inputs(t * 10 + j))
-
-    async with anyio.create_task_group() as tg:
-        for t in range(16):
-            tg.start_soon(task, t)
+    tasks = 4 * cores + 4
+    assert sorted(await _load(compiled, tasks, 10)) == list(range(tasks * 10))
     slow = compiled.statistics()["SLOW"]["completed"]
     if policy == "EARLIEST_FINISH":
-        # 50 ms a run against 2 ms: the runs that measured it, and on a loaded host (FAST's
-        # 2 ms sleeps stretched) a few more; never a fair share (160 runs, 4 workers)
-        assert slow <= 8, compiled.statistics()
-    else:  # OpenVINO's rule: SLOW takes a run whenever FAST's two workers are busy
+        assert slow == 0, compiled.statistics()
+    else:  # OpenVINO's rule: SLOW takes a run whenever FAST's workers are busy
         assert slow > 2, compiled.statistics()
+
+
+@pytest.mark.anyio
+async def test_a_slow_device_of_its_own_takes_the_overflow_of_a_deep_queue() -> None:
+    # 30 ms against 10 ms and no shared cores: SLOW finishes a run before FAST would get to
+    # it once two runs are queued in front of it, and only then
+    compiled = _slow_core(own_compute=True, slow=0.03, fast=0.01).compile_model(
+        add_relu_model(), "MULTI:FAST(1),SLOW(1)")
+    assert sorted(await _load(compiled, 1, 20)) == list(range(20))
+    assert compiled.statistics()["SLOW"]["completed"] == 0  # never a queue: FAST is free
+    assert sorted(await _load(compiled, 12, 8)) == list(range(96))
+    stats = compiled.statistics()
+    assert 0 < stats["SLOW"]["completed"] < stats["FAST"]["completed"] - 20, stats
+
+
+@pytest.mark.anyio
+async def test_results_of_a_device_that_reuses_its_buffers_are_copied() -> None:
+    core = aioinfer.Core()
+    core.register_plugin(ReusingPlugin("REUSING"))
+    reusing = core.compile_model(add_relu_model(), "MULTI:REUSING(1)")
+    plain = core.compile_model(add_relu_model(), "MULTI:NUMPY(1)")
+    for compiled, copied in ((reusing, True), (plain, False)):
+        first, second = compiled.create_infer_request(), compiled.create_infer_request()
+        kept = (await first.infer_async(_inputs(1)))["y"]
+        await second.infer_async(_inputs(2))  # the same worker runs again
+        np.testing.assert_array_equal(kept, _expected(_inputs(1)))
+        [lane] = compiled.lanes.lanes  # type: ignore[attr-defined]
+        assert lane.fresh is not copied
 
 
 @pytest.mark.anyio

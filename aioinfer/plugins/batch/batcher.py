@@ -6,11 +6,12 @@ infer request of the model compiled for batch N) is free and either N queued run
 same input shapes (Triton's rule: a batch never mixes shapes) or the oldest queued run has
 waited ``AUTO_BATCH_TIMEOUT``. A partial batch of one runs on the batch-1 model; a partial
 batch of k > 1 runs on the batch-N model padded with copies of its last sample. The outputs
-are split back (row k of each output is the k-th run's, as a view: the batch's arrays are
-fresh per run) and each run resumes on the worker thread that finished the batch, which
-then starts the next batch if one is ready. A deadline is fired by the one timer thread of
-:mod:`.timer`. Runs whose inputs cannot join a batch (dim 0 is not 1) and every run of an
-unbatchable model go to a batch-1 request at once.
+are split back (row k of each output is the k-th run's: a view when the device allocates its
+outputs per run, a copy when it reuses its buffers, see
+:func:`~aioinfer.plugins.multi.outputs.fresh_outputs`) and each run resumes on the worker
+thread that finished the batch, which then starts the next batch if one is ready. A deadline
+is fired by the one timer thread of :mod:`.timer`. Runs whose inputs cannot join a batch (dim
+0 is not 1) and every run of an unbatchable model go to a batch-1 request at once.
 """
 
 from __future__ import annotations
@@ -24,6 +25,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ...errors import RequestCancelledError
+from ..multi.outputs import fresh_outputs, owned
 from . import timer
 
 if TYPE_CHECKING:
@@ -68,6 +70,8 @@ class Batcher:
         self.batch = batch if batched is not None else 1
         self._timeout_ms = timeout_ms
         self._single = single
+        self._fresh = batched is None or fresh_outputs(batched)  # rows handed on as views
+        self._fresh_single = fresh_outputs(single)
         self._lock = threading.Lock()
         self._idle: list[InferRequest] = (
             [batched.create_infer_request() for _ in range(workers)] if batched else [])
@@ -166,7 +170,8 @@ class Batcher:
         if error is None:
             outputs = worker._sync.outputs
             for k, member in enumerate(members):
-                member.sync.outputs = [out[k:k + 1] for out in outputs]
+                rows = [out[k:k + 1] for out in outputs]
+                member.sync.outputs = rows if self._fresh else owned(rows)
         with self._lock:
             self._idle.append(worker)
             for member in members:
@@ -200,7 +205,8 @@ class Batcher:
     def _single_ended(self, member: Member, request: InferRequest | None,
                       worker: InferRequest | None, error: BaseException | None) -> None:
         if error is None and request is not None:
-            member.sync.outputs = list(request._sync.outputs)
+            outputs = list(request._sync.outputs)
+            member.sync.outputs = outputs if self._fresh_single else owned(outputs)
         ready: list[tuple[list[Member], InferRequest]] = []
         with self._lock:
             if request is not None:
@@ -235,7 +241,8 @@ class Batcher:
         try:
             single._sync.inputs[:] = request.inputs
             single.infer()
-            request.outputs = list(single._sync.outputs)
+            outputs = list(single._sync.outputs)
+            request.outputs = outputs if self._fresh_single else owned(outputs)
         finally:
             with self._lock:
                 self._spare.append(single)

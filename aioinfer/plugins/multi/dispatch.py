@@ -4,20 +4,29 @@ A compiled MULTI/AUTO model keeps, per device, a :class:`Lane`: a few infer requ
 device's compiled model (its *workers*, as many as the device's
 ``OPTIMAL_NUMBER_OF_INFER_REQUESTS`` or the ``(N)`` of ``MULTI:NUMPY(2),...``). One run of a
 MULTI request is one stage on a :class:`DispatchExecutor`: it takes an idle worker of the
-first device (in priority order) that has one, hands the request's inputs over, and starts the
-worker without waiting for it (as :class:`~aioinfer.runtime.subrequest.RequestExecutor`
-does). When no worker is idle the run waits in one shared queue, holding no thread; a
+first device (in priority order) that should take it (:mod:`.policy`), hands the request's
+inputs over, and starts the worker without waiting for it (``start_async`` with a callback).
+When no worker should take it the run waits in one shared queue, holding no thread; a
 worker that finishes pulls the next waiting run itself. A slow device therefore only ever
-takes the runs it is free for, and never holds a fast one back (no round-robin).
+takes the runs it is free for and would finish first, and never holds a fast one back (no
+round-robin).
+
+The run is dispatched from the thread that starts it (the event loop's, for ``infer_async``):
+that is a lock, a list and a queue put, no kernel and no copy. The user's inputs go to the
+worker unchecked and the worker's own run checks them on its device's thread, so a MULTI run
+costs no extra thread hop over its device's own; the checked inputs come back to the MULTI
+request with the results.
 
 The queue is ordered by model priority, then by arrival: a :class:`Dispatcher` may be shared
 by several compiled models (AUTO shares one per plugin) and cap the runs in flight per device,
 so that a busy device serves the ``MODEL_PRIORITY=HIGH`` model's runs first. With runtime
 fallback a run that fails on a device is put back at the head of the queue for the other
-devices. A cancelled run leaves the queue at once, or is cancelled on its worker.
+devices (bad inputs are not retried: every device would refuse them). A cancelled run leaves
+the queue at once, or is cancelled on its worker.
 
-Results are handed over, not copied: the arrays a worker's run returned become the outputs
-of the MULTI request (NUMPY and TEMPLATE allocate their outputs per run).
+Results are handed over without a copy when the device allocates its outputs per run
+(:func:`.outputs.fresh_outputs`); otherwise they are copied on the worker's thread before
+the worker takes its next run, which would overwrite them.
 """
 
 from __future__ import annotations
@@ -29,7 +38,11 @@ import time
 from collections.abc import Callable, Sequence
 from typing import TYPE_CHECKING, Any
 
-from ...errors import RequestCancelledError
+from ... import properties as P
+from ...errors import InputError, RequestCancelledError
+from ...runtime.executors import HOST
+from .outputs import fresh_outputs, owned
+from .policy import worth
 
 if TYPE_CHECKING:
     from ...runtime.pipeline import PipelineRun
@@ -43,7 +56,19 @@ DEVICE_PRIORITY = "DEVICE_PRIORITY"
 (OpenVINO's MULTI)."""
 EARLIEST_FINISH = "EARLIEST_FINISH"
 """``SCHEDULE_POLICY`` (the default): as DEVICE_PRIORITY, but a device takes a run only if
-it would finish it before the faster devices could get to it (see :meth:`Dispatcher._worth`)."""
+it would finish it before the faster devices could, without taking cores from them
+(:mod:`.policy`)."""
+
+
+def compute_group(compiled: CompiledModel) -> tuple[str | None, int]:
+    """The compute a device's runs use (its ``DEVICE_UUID``, ``None`` if it reports none) and
+    how many runs that compute holds at once (the host's cores for the host CPU, else 0: the
+    largest worker count of the devices that share it)."""
+    try:
+        uuid = str(compiled.plugin.get_property(P.DEVICE_UUID) or "") or None
+    except Exception:  # a plugin without the property: a compute of its own
+        return None, 0
+    return uuid, P.host_cores() if uuid == P.host_cpu_uuid() else 0
 
 
 class Lane:
@@ -59,6 +84,8 @@ class Lane:
         self.completed = 0  # runs this lane has finished (statistics)
         self.failed = 0
         self.seconds = 0.0  # moving average of a run's wall time here (0: not measured yet)
+        self.group, self.cores = compute_group(compiled)
+        self.fresh = fresh_outputs(compiled)  # results handed on without a copy
 
     def __repr__(self) -> str:
         state = " draining" if self.draining else ""
@@ -78,6 +105,26 @@ class Lanes:
         self.on_failure = on_failure
         self.on_idle: Callable[[Lane], None] | None = None  # a draining lane is all back
         self.retired: list[Lane] = []  # drained and dropped (kept for statistics)
+        self._fix_groups()
+
+    @property
+    def lanes(self) -> list[Lane]:
+        return self._lanes
+
+    @lanes.setter
+    def lanes(self, lanes: list[Lane]) -> None:
+        self._lanes = lanes
+        self._fix_groups()
+
+    def _fix_groups(self) -> None:
+        """A shared compute without a known size holds as many runs as its largest lane."""
+        sizes: dict[str, int] = {}
+        for lane in self._lanes:
+            if lane.group is not None and lane.cores <= 0:
+                sizes[lane.group] = max(sizes.get(lane.group, 0), lane.workers)
+        for lane in self._lanes:
+            if lane.group in sizes:
+                lane.cores = sizes[lane.group]
 
     @property
     def devices(self) -> list[str]:
@@ -88,15 +135,16 @@ class Job:
     """One run waiting for, or running on, a worker."""
 
     __slots__ = ("run", "index", "sync", "lanes", "seq", "excluded", "lane", "worker",
-                 "finished", "started")
+                 "finished", "started", "raw")
 
     def __init__(self, run: PipelineRun, index: int, sync: DispatchRequest, lanes: Lanes,
-                 seq: int) -> None:
+                 seq: int, raw: Any) -> None:
         self.run = run
         self.index = index
         self.sync = sync
         self.lanes = lanes
         self.seq = seq
+        self.raw = raw  # the caller's inputs, checked by the worker (None: sync.inputs)
         self.excluded: set[str] = set()
         self.lane: Lane | None = None
         self.worker: InferRequest | None = None
@@ -125,14 +173,16 @@ class Dispatcher:
         self._capacity = capacity
 
     # -- entry points --------------------------------------------------------------------------
-    def submit(self, run: PipelineRun, index: int, sync: DispatchRequest, lanes: Lanes) -> None:
-        """Start stage ``index`` of ``run`` on a free worker, or queue it (never blocks)."""
+    def submit(self, run: PipelineRun, index: int, sync: DispatchRequest, lanes: Lanes,
+               raw: Any = None) -> None:
+        """Start stage ``index`` of ``run`` on a free worker, or queue it (never blocks).
+        ``raw``: the caller's inputs, not checked yet (``None``: ``sync.inputs`` are)."""
         reason = run.stop_reason()
         if reason is not None:
             run.resume(index, reason)
             return
         run.defer(index)
-        job = Job(run, index, sync, lanes, next(self._seq))
+        job = Job(run, index, sync, lanes, next(self._seq), raw)
         with self._lock:
             lane = self._free_lane(job, len(self._waiting))
             worker = self._claim(job, lane) if lane is not None else None
@@ -193,34 +243,20 @@ class Dispatcher:
     def _free_lane(self, job: Job, ahead: int) -> Lane | None:
         """The first lane in priority order with an idle worker that should take ``job``,
         which has ``ahead`` runs queued in front of it."""
-        for lane in job.lanes.lanes:
-            if lane.draining or not lane.idle or lane.device in job.excluded:
+        order = job.lanes.lanes
+        usable = [lane for lane in order
+                  if not lane.draining and lane.device not in job.excluded]
+        for lane in usable:
+            if not lane.idle:
                 continue
             if self._capacity is not None:
                 cap = self._capacity(lane.device)
                 if cap is not None and self._running.get(lane.device, 0) >= cap:
                     continue
-            if self.policy == EARLIEST_FINISH and not self._worth(lane, job, ahead):
+            if self.policy == EARLIEST_FINISH and not worth(lane, usable, order, ahead):
                 continue
             return lane
         return None
-
-    @staticmethod
-    def _worth(lane: Lane, job: Job, ahead: int) -> bool:
-        """EARLIEST_FINISH: a lane takes a run only if the faster lanes would not get to it
-        within this lane's own run time (they finish ``workers * mine / theirs`` runs meanwhile):
-        a slow device takes the overflow of a deep queue, never the runs a fast one would
-        finish sooner, so it cannot make the model slower than its fastest device (on a host
-        whose devices share cores, a slow device's run also takes cores from the fast one)."""
-        mine = lane.seconds
-        if mine <= 0.0:
-            return True  # not measured yet: one run measures it
-        reach = 0.0
-        for other in job.lanes.lanes:
-            if (other is not lane and not other.draining and other.device not in job.excluded
-                    and 0.0 < other.seconds < mine):
-                reach += other.workers * mine / other.seconds
-        return ahead >= reach
 
     def _claim(self, job: Job, lane: Lane) -> InferRequest:
         worker = lane.idle.pop()
@@ -253,23 +289,35 @@ class Dispatcher:
     def _start(self, job: Job, lane: Lane, worker: InferRequest) -> None:
         job.started = time.perf_counter()
         try:
-            worker._sync.inputs[:] = job.sync.inputs  # a hand-over: no copy, no kernel
-            worker._start_child(lambda child: self._ended(job, lane, worker, child))
+            if job.raw is None:
+                worker._sync.inputs[:] = job.sync.inputs  # a hand-over: no copy, no kernel
+            worker.set_callback(self._ended, (job, lane))
+            worker.start_async(job.raw)  # checks job.raw on the device's own worker
         except BaseException as exc:  # e.g. the device's model was released
-            self._ended(job, lane, worker, None, exc)
+            self._finish(job, lane, worker, exc)
 
-    def _ended(self, job: Job, lane: Lane, worker: InferRequest, child: PipelineRun | None,
-               error: BaseException | None = None) -> None:
-        """A worker's run has ended (on the thread that ended it): deliver or retry the
-        job, then give the worker the next waiting run."""
-        if child is not None:
-            error = child.error
+    def _ended(self, worker: InferRequest, userdata: tuple[Job, Lane]) -> None:
+        """A worker's run has ended (on the thread that ended it; the worker is free)."""
+        job, lane = userdata
+        error = worker.error
+        if error is None:
+            try:
+                outputs = worker.results.to_list()
+                job.sync.outputs = outputs if lane.fresh else owned(outputs)
+                if job.raw is not None:
+                    job.sync.inputs[:] = worker._sync.inputs  # the checked inputs
+            except BaseException as exc:  # a copy that could not be made
+                error = exc
+        self._finish(job, lane, worker, error)
+
+    def _finish(self, job: Job, lane: Lane, worker: InferRequest,
+                error: BaseException | None) -> None:
+        """Deliver or retry the job, then give the worker the next waiting run."""
         retry = False
         if error is None:
-            job.sync.outputs = list(worker._sync.outputs)
             job.sync.executed_on = lane.device
         elif (job.lanes.runtime_fallback and not job.run.cancelled
-              and not isinstance(error, RequestCancelledError)):
+              and not isinstance(error, (RequestCancelledError, InputError))):
             job.excluded.add(lane.device)
             retry = any(not other.draining and other.device not in job.excluded
                         for other in job.lanes.lanes)
@@ -330,17 +378,29 @@ class DispatchRequest:
 class DispatchExecutor:
     """The stage executor of a MULTI/AUTO request: ``submit`` dispatches the run to a
     device's worker; ``run_inline`` (``infer()``) runs on the calling thread on the first
-    device that can take it. A stage whose function is not a :class:`Dispatch` (a stage a
-    test put in front) runs inline on the submitting thread."""
+    device that can take it.
 
-    lane = None
+    Its ``lane`` is its own (no other executor's), so a run starts here: the dispatch stage
+    is dispatched on the starting thread with the caller's inputs unchecked (the worker's
+    run checks them). A stage in front of the dispatch (a test's gate) runs on ``HOST``
+    after the inputs are checked there, as on any executor without workers."""
 
     def __init__(self, name: str, dispatcher: Dispatcher) -> None:
         self.name = name
         self.dispatcher = dispatcher
+        self.lane: object = self
 
     def submit(self, run: PipelineRun, index: int) -> None:
-        fn = run.graph.stages[index].fn
+        stages = run.graph.stages
+        if index < 0:
+            fn = stages[0].fn
+            if not isinstance(fn, Dispatch):
+                HOST.submit(run, -1)
+                return
+            raw, run.inputs = run.inputs, None
+            self.dispatcher.submit(run, 0, fn.request, fn.lanes(), raw)
+            return
+        fn = stages[index].fn
         if isinstance(fn, Dispatch):
             self.dispatcher.submit(run, index, fn.request, fn.lanes())
         else:
@@ -364,4 +424,3 @@ class Dispatch:
 
     def __call__(self) -> None:
         self._inline()
-

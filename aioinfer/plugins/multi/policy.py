@@ -1,0 +1,59 @@
+"""EARLIEST_FINISH: whether a device with an idle worker should take a queued run.
+
+OpenVINO's MULTI (``DEVICE_PRIORITY``) gives a run to the first device with an idle worker,
+so a device ten times slower than the first takes a run whenever the fast one's workers are
+busy, and the model gets slower than its fast device alone. Two rules replace it, both from
+what the dispatcher measures (each lane's run time, a moving average of wall time per run):
+
+1. **Expected finish.** A run at queue position ``ahead`` would start on the faster lanes
+   after ``ahead + 1`` of their completions (they finish ``sum(workers / seconds)`` runs a
+   second) and end one run time later. A slower lane takes it only if it would end sooner.
+   So a slow device takes only the overflow of a deep queue, never a run the fast one would
+   finish first.
+2. **Shared cores.** Devices that report the same ``DEVICE_UUID`` (every host plugin reports
+   the host CPU's) compute on the same cores. A run on the slower one then takes cores from
+   the faster one, whose runs slow down by as much: a device ten times slower per core costs
+   ten of the fast device's runs for each of its own. A slower lane therefore runs only on
+   the cores its faster partners' workers leave free (the host's cores for the host CPU, the
+   largest worker count of the group otherwise). On a host where the fast plugin's workers
+   already cover the cores, the slow one takes no runs unless the fast one cannot take them
+   (runtime fallback, draining).
+
+"Faster" is measured; until both lanes have finished a run, the priority order decides. An
+unmeasured lane may take one run to be measured, within the core rule.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .dispatch import Lane
+
+
+def prefers(other: Lane, lane: Lane, order: Sequence[Lane]) -> bool:
+    """Whether ``other`` goes before ``lane``: measured faster, or, while either is
+    unmeasured, listed first."""
+    if other.seconds > 0.0 and lane.seconds > 0.0:
+        return other.seconds < lane.seconds
+    return order.index(other) < order.index(lane)
+
+
+def worth(lane: Lane, usable: Sequence[Lane], order: Sequence[Lane], ahead: int) -> bool:
+    """Whether ``lane`` (with an idle worker) should take a run that has ``ahead`` runs queued
+    in front of it; ``usable`` are the lanes that could take it (``lane`` among them)."""
+    better = [other for other in usable if other is not lane and prefers(other, lane, order)]
+    if not better:
+        return True
+    if lane.group is not None:
+        taken = sum(other.workers for other in better if other.group == lane.group)
+        if taken and lane.busy >= lane.cores - taken:
+            return False
+    mine = lane.seconds
+    measured = [other for other in better if other.seconds > 0.0]
+    if mine <= 0.0 or not measured:
+        return True  # one run measures it
+    rate = sum(other.workers / other.seconds for other in measured)
+    fastest = min(other.seconds for other in measured)
+    return mine <= (ahead + 1) / rate + fastest
