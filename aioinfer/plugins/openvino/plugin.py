@@ -118,6 +118,7 @@ class OpenVinoPlugin(Plugin):
         except RuntimeError:
             return {}
         nodes = convert.supported_nodes(converted, model, claimed, placeholders)
+        nodes -= {node.name for node in convert.string_nodes(model)}
         return {node.name: self.name for node in model.proto.graph.node if node.name in nodes}
 
     # -- compile -------------------------------------------------------------------------------

@@ -24,7 +24,13 @@ from typing import Any
 
 from ... import properties as P
 from ...devices import parse_device
-from ...errors import DeviceNotFoundError, InvalidPropertyValueError, PluginLoadError, PropertyError
+from ...errors import (
+    DeviceNotFoundError,
+    InvalidPropertyValueError,
+    PluginLoadError,
+    PropertyError,
+    UnsupportedOperationError,
+)
 from ...model import Model
 from ...properties import Property, PropertySet
 from ..base import CompiledModel, Plugin
@@ -211,7 +217,12 @@ class ProxyPlugin(Plugin):
                                  if hetero_keys.get(k) == "RW" and k != P.DEVICE_PRIORITIES}
                 hetero_config[P.DEVICE_PROPERTIES] = self._hetero_devices(chain, per_device,
                                                                           rest)
-                return core.compile_model(model, hetero, hetero_config)
+                try:
+                    return core.compile_model(model, hetero, hetero_config)
+                except UnsupportedOperationError as exc:  # no plugin runs a node: say CPU
+                    raise UnsupportedOperationError(
+                        f"{self.name}: {exc}", node=exc.node, op_type=exc.op_type,
+                        device=self.name) from exc
         return core.compile_model(model, primary, primary_config)
 
     @staticmethod
