@@ -184,7 +184,7 @@ def main() -> int:
         tiers = [True, False] if jit.installed() else [False]
         with tempfile.TemporaryDirectory() as folder:
             paths = compare.build_models(args.models, pathlib.Path(folder))
-            print(f"| model | compiled tier | runs | distinct outputs | s |\n|---|---|---|---|---|")
+            print("| model | compiled tier | runs | distinct outputs | s |\n|---|---|---|---|---|")
             for name in args.models:
                 for tier in tiers:
                     distinct, runs, seconds = repeat(paths[name], args.runs, load, tier)
