@@ -26,6 +26,7 @@ style code keeps working::
     │   └── InvalidPropertyValueError(ValueError)
     ├── ExtensionError(ValueError)                 .extension (add_extension, Op)
     ├── InferenceError(RuntimeError)               .node, .device
+    │   └── AllocationLimitError(MemoryError)      .nbytes, .limit (aioinfer.limits' cap)
     └── RequestError(RuntimeError)
         ├── RequestBusyError
         └── RequestCancelledError
@@ -56,6 +57,7 @@ __all__ = [
     "InvalidPropertyValueError",
     "ExtensionError",
     "InferenceError",
+    "AllocationLimitError",
     "RequestError",
     "RequestBusyError",
     "RequestBusy",
@@ -212,6 +214,17 @@ class InferenceError(AioInferError, RuntimeError):
         super().__init__(message)
         self.node = node
         self.device = device
+
+
+class AllocationLimitError(InferenceError, MemoryError):
+    """A node (or a model's initializer) would allocate a tensor larger than the cap of
+    :mod:`aioinfer.limits`; raised before allocating. ``.nbytes`` asked, ``.limit`` allowed."""
+
+    def __init__(self, message: str, *, node: str | None = None, device: str | None = None,
+                 nbytes: int = 0, limit: int = 0) -> None:
+        super().__init__(message, node=node, device=device)
+        self.nbytes = nbytes
+        self.limit = limit
 
 
 class RequestError(AioInferError, RuntimeError):

@@ -15,6 +15,7 @@ from onnx import helper
 from .errors import InputError, InvalidModelError, PartitionError
 from .graph.ir import node_reads
 from .graph.value_types import ValueTypes
+from .model_checks import check_tensors, check_types
 
 Dim = int | str | None  # static size, symbolic name, or unknown
 
@@ -330,7 +331,7 @@ def load_model(source: Any) -> Model:
             path = os.fspath(source)
             if not os.path.isfile(path):
                 raise InvalidModelError(f"model file {path!r} does not exist", path=path)
-            proto = onnx.load(path)
+            proto = onnx.load(path, load_external_data=False)
         else:
             raise InvalidModelError(
                 f"cannot read a model from {type(source).__name__}: expected a path, bytes or "
@@ -345,6 +346,7 @@ def load_model(source: Any) -> Model:
             "ONNX file?)",
             path=path,
         ) from exc
+    check_tensors(proto, path)
     if not proto.graph.node and not proto.graph.output:
         where = f" {path!r}" if path else ""
         raise InvalidModelError(f"ONNX model{where} has an empty graph", path=path)
@@ -352,4 +354,5 @@ def load_model(source: Any) -> Model:
         onnx.checker.check_model(proto)
     except (onnx.checker.ValidationError, ValueError) as exc:
         raise InvalidModelError(f"invalid ONNX model: {exc}", path=path) from exc
+    check_types(proto, path)
     return Model(proto, path=path)

@@ -77,6 +77,17 @@ def _key_name(ports: Sequence[Port], key: Any) -> str:
     return str(key)
 
 
+# What check_input converts with np.asarray: numbers, and (nested) lists and tuples of them.
+_CONVERTIBLE = (bool, int, float, complex, str, bytes, list, tuple)
+
+
+def _array_like(value: Any) -> bool:
+    """Objects NumPy reads as arrays: ``__array__`` (torch, pandas, PIL), the array
+    interface, or a buffer."""
+    return (hasattr(value, "__array__") or hasattr(value, "__array_interface__")
+            or isinstance(value, memoryview))
+
+
 def check_input(port: Port, value: Any, memory: str = HOST_MEMORY) -> Any:
     """Convert ``value`` to an array for ``port`` and check its element type and shape.
 
@@ -97,6 +108,14 @@ def check_input(port: Port, value: Any, memory: str = HOST_MEMORY) -> Any:
     elif isinstance(value, np.generic):
         array = np.asarray(value)
     else:
+        if not (isinstance(value, _CONVERTIBLE) or _array_like(value)) or (
+            isinstance(value, (str, bytes)) and (expected is None or expected.kind != "O")
+        ):  # np.asarray would make True of "text" or object() for a bool input
+            raise InputTypeError(
+                f"input {port.name!r}: a {type(value).__name__} given, the model expects an "
+                f"array of {_dtype_name(expected)} (a numpy array, Python number or list)",
+                input_name=port.name,
+            )
         try:
             array = np.asarray(value, dtype=expected)
         except (TypeError, ValueError) as exc:

@@ -18,9 +18,10 @@ import numpy as np
 import onnx
 from onnx import numpy_helper
 
-from ...errors import InferenceError, UnsupportedOperationError
+from ...errors import AllocationLimitError, InferenceError, UnsupportedOperationError
 from ...graph.ir import captured_names, subgraphs
 from ...graph.value_types import ValueTypes
+from ...limits import guard
 from ...model import port_of
 from .functions import FunctionExpander, TypeOf
 from .passes import optimize as optimize_graph
@@ -235,7 +236,8 @@ class _Compiler:
                     op_type=node.op_type,
                     device=self.device,
                 )
-        return (functools.partial(spec.fn, **attrs) if attrs else spec.fn), spec
+        fn = functools.partial(spec.fn, **attrs) if attrs else spec.fn
+        return guard(fn, node.op_type, name, self.device, domain), spec
 
     def _attr_value(
         self, attr: onnx.AttributeProto, captured: list[str], opsets: Mapping[str, int]
@@ -293,6 +295,8 @@ class _Compiler:
         try:
             with np.errstate(all="ignore"):  # as at run time: IEEE results, no warnings
                 result = step.fn(*[None if i is None else constants[i] for i in step.ins])
+        except AllocationLimitError:
+            raise
         except Exception as exc:
             raise InferenceError(
                 f"node {step.node!r} ({step.op_type}) failed while folding constants: {exc}",

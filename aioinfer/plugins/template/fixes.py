@@ -20,6 +20,7 @@ from onnx.reference.ops.op_scatter_elements import ScatterElements
 from ...graph.ir import attr
 from ...model import port_of
 from ..scans import empty_stack, pad_steps
+from .cancel import stop_if_cancelled
 
 
 class Scatter(ScatterElements):
@@ -27,6 +28,39 @@ class Scatter(ScatterElements):
     has no implementation of its own for it."""
 
     op_domain = ""
+
+
+class GatherElements(OpRun):
+    """GatherElements-11/13 as ``np.take_along_axis``. onnx.reference's goes through
+    ``np.choose``, which takes at most 32 (NumPy 1) or 64 choices: past that it falls back
+    to a 2-D path that reads one element per row, so ``data [1, 512]`` gathered with
+    ``indices [1, 128]`` along axis 1 (torch's BERT export) fails. Here negative indices
+    count from the end, an index out of range is a ValueError naming it, and ``indices``
+    may be smaller than ``data`` on the other axes, as the spec allows."""
+
+    op_domain = ""
+
+    def _run(self, data: np.ndarray, indices: np.ndarray, axis: int = 0) -> tuple[Any]:
+        if data.ndim != indices.ndim:
+            raise ValueError(f"indices have rank {indices.ndim}, data rank {data.ndim}")
+        axis = int(axis)
+        if not -data.ndim <= axis < max(data.ndim, 1):
+            raise ValueError(f"axis {axis} is out of range for rank {data.ndim}")
+        axis %= max(data.ndim, 1)
+        if any(i > d for k, (i, d) in enumerate(zip(indices.shape, data.shape, strict=True))
+               if k != axis):
+            raise ValueError(f"indices shape {indices.shape} exceeds data shape "
+                             f"{data.shape} outside axis {axis}")
+        if indices.size == 0:
+            return (np.empty(indices.shape, dtype=data.dtype),)
+        n = data.shape[axis]
+        index = indices.astype(np.int64, copy=False)
+        if index.min() < -n or index.max() >= n:
+            raise ValueError(f"an index is outside [{-n}, {n - 1}] (axis {axis})")
+        index = np.where(index < 0, index + n, index)
+        window = tuple(slice(None) if k == axis else slice(0, i)
+                       for k, i in enumerate(indices.shape))
+        return (np.take_along_axis(data[window], index, axis=axis),)
 
 
 class Optional(_ReferenceOptional):
@@ -74,6 +108,7 @@ class Loop(_ReferenceLoop):
             cond = np.array(True)
         it = 0
         while cond and (M is None or it < M):
+            stop_if_cancelled(f"iteration {it} of Loop {self.onnx_node.name!r}")
             inputs[names[0]] = np.array(it, dtype=None if M is None else M.dtype)
             inputs[names[1]] = cond
             outputs = self._run_body(inputs, attributes=attributes, bindings=bindings)
@@ -140,6 +175,7 @@ class Scan(_ReferenceScan):
         steps = scans[0].shape[in_axes[0]] if scans else 0
         acc: list[list[Any]] = [[] for _ in self.output_names[n_state:]]
         for t in range(steps):
+            stop_if_cancelled(f"step {t} of Scan {self.onnx_node.name!r}")
             feeds: dict[str, Any] = dict(context or {})  # the body's own inputs shadow these
             feeds.update(zip(self.input_names[:n_state], states, strict=True))
             feeds.update(
@@ -168,4 +204,4 @@ def _empty_output(node: onnx.NodeProto, index: int, axis: int = 0) -> np.ndarray
 
 
 #: Operations this plugin adds to, or fixes in, the reference evaluator's set.
-BUILTIN_OPS: tuple[type[OpRun], ...] = (Scatter, Optional, Loop, Scan)
+BUILTIN_OPS: tuple[type[OpRun], ...] = (Scatter, GatherElements, Optional, Loop, Scan)

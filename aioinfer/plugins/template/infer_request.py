@@ -26,12 +26,15 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
+from onnx import AttributeProto, NodeProto, helper
 from onnx.reference import ReferenceEvaluator
 
 from ... import properties as P
-from ...errors import InferenceError
+from ...errors import InferenceError, RequestCancelledError
+from ...limits import check_node
 from ...runtime.executors import HOST
 from ..base import Stage, SyncInferRequest
+from .cancel import stop_if_cancelled
 from .support import first_line
 
 if TYPE_CHECKING:
@@ -72,8 +75,10 @@ class TemplateInferRequest(SyncInferRequest):
     def infer(self) -> None:
         """Run the evaluator. A failing node raises :class:`InferenceError` naming it."""
         try:
-            self._raw = list(self._evaluator.run(None, self._feed))
-        except InferenceError:
+            # IEEE results (overflow to inf, 0/0 = nan) are ONNX semantics, not warnings.
+            with np.errstate(all="ignore"):
+                self._raw = list(self._evaluator.run(None, self._feed))
+        except (InferenceError, RequestCancelledError):
             raise
         except Exception as exc:  # failures outside any node (a missing value, say)
             raise InferenceError(
@@ -118,15 +123,23 @@ def _guard_nodes(evaluator: ReferenceEvaluator, request: TemplateInferRequest) -
     for op in getattr(evaluator, "rt_nodes_", ()):
         node = getattr(op, "onnx_node", None)
         if node is not None:
-            op.run = _guarded(op.run, node.name, node.op_type, device, request)
+            op.run = _guarded(op.run, node, device, request)
 
 
-def _guarded(run: Callable[..., Any], node: str, op_type: str, device: str,
+def _guarded(run: Callable[..., Any], onnx_node: NodeProto, device: str,
              request: TemplateInferRequest) -> Callable[..., Any]:
+    node, op_type, domain = onnx_node.name, onnx_node.op_type, onnx_node.domain
+    attrs = {a.name: helper.get_attribute_value(a) for a in onnx_node.attribute
+             if not a.ref_attr_name and a.type != AttributeProto.GRAPH}
+
     def guarded(*args: Any, **kwargs: Any) -> Any:
         start, cpu_start = time.perf_counter(), time.thread_time()
+        stop_if_cancelled(node)
+        check_node(op_type, args, attrs, node=node, device=device, domain=domain)
         try:
             result = run(*args, **kwargs)
+        except RequestCancelledError:
+            raise
         except Exception as exc:
             raise InferenceError(
                 f"node {node!r} ({op_type}) failed on {device}: {type(exc).__name__}: "
