@@ -9,9 +9,11 @@ batch of k > 1 runs on the batch-N model padded with copies of its last sample. 
 are split back (row k of each output is the k-th run's: a view when the device allocates its
 outputs per run, a copy when it reuses its buffers, see
 :func:`~aioinfer.plugins.multi.outputs.fresh_outputs`) and each run resumes on the worker
-thread that finished the batch, which then starts the next batch if one is ready. A deadline
-is fired by the one timer thread of :mod:`.timer`. Runs whose inputs cannot join a batch (dim
-0 is not 1) and every run of an unbatchable model go to a batch-1 request at once.
+thread that finished the batch, which then starts the next batch if one is ready. When a
+batch fails, each of its runs is run again alone on the batch-1 model, so that only a run
+that fails by itself fails (with its own error) and the others get their results. A
+deadline is fired by the one timer thread of :mod:`.timer`. Runs whose inputs cannot join a
+batch (dim 0 is not 1) and every run of an unbatchable model go to a batch-1 request at once.
 """
 
 from __future__ import annotations
@@ -24,7 +26,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
-from ...errors import RequestCancelledError
+from ...errors import RequestCancelledError, RequestError
 from ..multi.outputs import fresh_outputs, owned
 from . import timer
 
@@ -80,6 +82,8 @@ class Batcher:
         self._armed: float | None = None
         self.batches = 0  # batch runs started (statistics)
         self.sizes: dict[int, int] = {}  # runs per batch size, partial ones included
+        self.retried = 0  # runs of failed batches run again alone
+        self._closing = False  # released: queued runs start now, no deadline is armed
 
     # -- StageExecutor ---------------------------------------------------------------------------
     def submit(self, run: PipelineRun, index: int) -> None:
@@ -109,7 +113,7 @@ class Batcher:
     # -- forming batches (under the lock) --------------------------------------------------------
     def _ready_locked(self) -> list[tuple[list[Member], InferRequest]]:
         ready = []
-        timeout = self._timeout_ms() / 1000.0
+        timeout = 0.0 if self._closing else self._timeout_ms() / 1000.0
         while self._idle and self._pending:
             members = self._full_batch_locked()
             if members is None:
@@ -122,7 +126,7 @@ class Batcher:
             ready.append((members, self._idle.pop()))
         # A deadline matters only while a worker is idle: a busy one looks again when its
         # batch ends (so a deadline already past never spins the timer).
-        if self._pending and self._idle and (
+        if self._pending and self._idle and not self._closing and (
                 self._armed is None or self._pending[0].arrived + timeout < self._armed):
             self._armed = self._pending[0].arrived + timeout
             timer.call_at(self._armed, self._deadline)
@@ -176,8 +180,18 @@ class Batcher:
             self._idle.append(worker)
             for member in members:
                 member.done = True
+            if error is not None and not isinstance(error, RequestError):
+                self.retried += len(members)
             ready = self._ready_locked()
         self._start(ready)
+        if error is not None and not isinstance(error, RequestError):
+            # One sample may have failed the batch: each run gets its own answer, alone.
+            for member in members:
+                if member.run.cancelled:
+                    self._resume(member, error)
+                else:
+                    self._run_single([member])
+            return
         for member in members:
             self._resume(member, error)
 
@@ -231,6 +245,16 @@ class Batcher:
             member.done = True
         member.run.resume(member.index, RequestCancelledError(
             "the infer request was cancelled while it waited for its batch"))
+
+    def close(self) -> None:
+        """The model is being released: start the queued runs now (as partial batches, as
+        far as workers are free; the others fail once the device's model is released) and
+        drop this batcher's deadlines from the timer."""
+        with self._lock:
+            self._closing = True
+            ready = self._ready_locked()
+        timer.cancel(self)
+        self._start(ready)
 
     def run_one(self, request: Any) -> None:
         """The synchronous path: run ``request``'s sample on a batch-1 request."""

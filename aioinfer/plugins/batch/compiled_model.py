@@ -57,9 +57,16 @@ class BatchCompiledModel(CompiledModel):
     def submodels(self) -> list[CompiledModel]:
         return [m for m in (self.batched, self.single) if m is not None]
 
+    def release(self, timeout: float | None = 5.0) -> None:
+        """Start the runs still waiting for a batch, then release both models."""
+        self.batcher.close()
+        super().release(timeout)
+
     def statistics(self) -> dict[str, Any]:
-        """Batch runs started and runs per batch size (1: run alone)."""
-        return {"batches": self.batcher.batches, "sizes": dict(self.batcher.sizes)}
+        """Batch runs started, runs per batch size (1: run alone) and runs of failed batches
+        run again alone."""
+        return {"batches": self.batcher.batches, "sizes": dict(self.batcher.sizes),
+                "retried": self.batcher.retried}
 
     def create_sync_request(self) -> BatchInferRequest:
         return BatchInferRequest(self)

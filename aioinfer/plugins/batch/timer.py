@@ -32,6 +32,15 @@ def call_at(deadline: float, fn: Callable[[], None]) -> None:
         _lock.notify()
 
 
+def cancel(owner: object) -> None:
+    """Forget the deadlines whose ``fn`` is a bound method of ``owner`` (a released model's:
+    the thread then exits after its idle time instead of waiting for them)."""
+    with _lock:
+        _heap[:] = [entry for entry in _heap if getattr(entry[2], "__self__", None) is not owner]
+        heapq.heapify(_heap)
+        _lock.notify()
+
+
 def _work() -> None:
     global _thread
     while True:
