@@ -171,6 +171,7 @@ class Dispatcher:
         self._seq = itertools.count()
         self._running: dict[str, int] = {}
         self._capacity = capacity
+        self._queued: dict[int, int] = {}  # waiting runs per Lanes (by id)
 
     # -- entry points --------------------------------------------------------------------------
     def submit(self, run: PipelineRun, index: int, sync: DispatchRequest, lanes: Lanes,
@@ -229,7 +230,7 @@ class Dispatcher:
                 not lane.draining and lane.device not in job.excluded for lane in lanes.lanes)]
             for job in stranded:
                 at = self._waiting.index(job)
-                del self._waiting[at], self._keys[at]
+                self._remove_at(at)
                 job.finished = True
         for job in stranded:
             job.run.resume(job.index, error)
@@ -244,6 +245,8 @@ class Dispatcher:
         """The first lane in priority order with an idle worker that should take ``job``,
         which has ``ahead`` runs queued in front of it."""
         order = job.lanes.lanes
+        if not any(lane.idle for lane in order):
+            return None  # the common case of a deep queue: every worker is busy
         usable = [lane for lane in order
                   if not lane.draining and lane.device not in job.excluded]
         for lane in usable:
@@ -270,18 +273,36 @@ class Dispatcher:
         at = bisect.bisect_right(self._keys, key)
         self._keys.insert(at, key)
         self._waiting.insert(at, job)
+        self._queued[id(job.lanes)] = self._queued.get(id(job.lanes), 0) + 1
+
+    def _remove_at(self, at: int) -> None:
+        job = self._waiting.pop(at)
+        del self._keys[at]
+        left = self._queued[id(job.lanes)] - 1
+        if left:
+            self._queued[id(job.lanes)] = left
+        else:
+            del self._queued[id(job.lanes)]
 
     def _drain_locked(self) -> list[tuple[Job, Lane, InferRequest]]:
         """Every waiting run that can start now, in queue order."""
         starts = []
+        full: set[int] = set()  # the Lanes whose workers are all busy (they stay so here)
         k = 0
         while k < len(self._waiting):
             job = self._waiting[k]
-            lane = self._free_lane(job, k)
+            lane = None
+            if id(job.lanes) not in full:
+                if not any(other.idle for other in job.lanes.lanes):
+                    full.add(id(job.lanes))
+                    if len(full) == len(self._queued):
+                        break  # no waiting run has a free worker
+                else:
+                    lane = self._free_lane(job, k)
             if lane is None:
                 k += 1
                 continue
-            del self._waiting[k], self._keys[k]
+            self._remove_at(k)
             starts.append((job, lane, self._claim(job, lane)))
         return starts
 
@@ -361,7 +382,7 @@ class Dispatcher:
                 if worker is not None:
                     worker.cancel()  # its run ends cancelled, and _ended delivers that
                 return
-            del self._waiting[at], self._keys[at]
+            self._remove_at(at)
             job.finished = True
         job.run.resume(job.index, RequestCancelledError("the infer request was cancelled "
                                                         "while it waited for a device"))
