@@ -14,6 +14,7 @@ from ...tensor import RemoteContext
 from ..base import CompiledModel, Plugin, Stage, SyncInferRequest
 from .compiler import compile_graph
 from .custom_ops import kernel_spec
+from .export import Snapshot, export_model, import_model
 from .kernels import jit
 from .kernels.blas_mode import lone_stream, stream_finished, stream_started
 from .kernels.parallel import set_intra_threads
@@ -60,6 +61,7 @@ class NumpyPlugin(Plugin):
     """Our own engine: a plan compiler and NumPy kernels, on the host CPU."""
 
     runs_operations = True
+    verifies_imports = True  # import_model checks the blob's checksum itself (export.py)
 
     def __init__(self, name: str = "NUMPY") -> None:
         self.name = name
@@ -82,8 +84,9 @@ class NumpyPlugin(Plugin):
         graph, kw = model.proto.graph, _function_kw(model)
         kw["registry"] = self.kernels
         compiled_tier = props.get(jit.PROPERTY)
-        generic = jit.specialise(compile_graph(graph, model.opsets, device=self.name, **kw),
-                                 compiled_tier)
+        built = compile_graph(graph, model.opsets, device=self.name, **kw)
+        exportable = Snapshot(built)  # export.py: the plan before the compiled tier rewrites it
+        generic = jit.specialise(built, compiled_tier)
         plan: Plan | ShapeSpecializedPlan = generic
         if has_dynamic_inputs(graph):
             names = generic.input_names
@@ -94,7 +97,14 @@ class NumpyPlugin(Plugin):
                                                     **kw), compiled_tier)
 
             plan = ShapeSpecializedPlan(generic, compile_for)
-        return NumpyCompiledModel(self, model, props, plan)
+        compiled = NumpyCompiledModel(self, model, props, plan)
+        compiled.exportable = exportable
+        return compiled
+
+    def import_model(self, blob: bytes, config: Mapping[str, Any]) -> NumpyCompiledModel:
+        """A compiled model from :meth:`NumpyCompiledModel.export_model`'s blob, without
+        compiling the graph (:mod:`.export`); ``config`` overrides the config stored in it."""
+        return import_model(self, blob, config)
 
     def _settable(self) -> dict[str, Any]:
         supported = self.properties.supported()
@@ -155,6 +165,12 @@ class NumpyCompiledModel(CompiledModel):
             plugin.name,
             **{k: v for k, v in props.as_dict().items() if props.supported()[k] == "RW"},
         )
+
+    exportable: Snapshot | None = None  # the plan as compiled, for export_model
+
+    def export_model(self) -> bytes:
+        """The compiled plan as data (no code, no pickle); see :mod:`.export`."""
+        return export_model(self)
 
     def create_sync_request(self) -> NumpyInferRequest:
         return NumpyInferRequest(self)
