@@ -21,6 +21,7 @@ import shutil
 import statistics
 import tempfile
 import time
+from typing import Any
 
 import numpy as np
 import onnx
@@ -72,29 +73,58 @@ def bench_chain(repeat: int, rows: int) -> None:
     print(f"  NUMPY / fused EP = {med['NUMPY'] / med['fused EP']:.2f}x")
 
 
-def bench_cache(repeat: int) -> None:
+def _session(path: pathlib.Path, device: str, cache_dir: pathlib.Path) -> Any:
+    options = [{"device_type": device, "cache_dir": str(cache_dir)}]
+    return ort.InferenceSession(str(path), providers=["OpenVINOExecutionProvider"],
+                                provider_options=options, core=aioinfer.Core())
+
+
+def bench_cache(repeat: int, devices: list[str]) -> None:
+    """Session creation with ``cache_dir``, cold (empty cache) and warm, alternated per device;
+    each in a fresh Core, the first inference timed apart."""
     folder = pathlib.Path(tempfile.mkdtemp(prefix="aioinfer-cache-bench-"))
     path = folder / "resnet50ish.onnx"
     onnx.save(models.get("cnn", widths=(64, 128, 256, 512), blocks_per_stage=4), path)
-    cache_dir = folder / "cache"
-    options = [{"device_type": "CPU", "cache_dir": str(cache_dir)}]
-    times: dict[str, list[float]] = {"cold": [], "warm": []}
-    for _ in range(repeat):
-        for label in ("cold", "warm"):
-            if label == "cold":
-                shutil.rmtree(cache_dir, ignore_errors=True)
-            start = time.perf_counter()
-            ort.InferenceSession(str(path), providers=["OpenVINOExecutionProvider"],
-                                 provider_options=options, core=aioinfer.Core())
-            times[label].append(time.perf_counter() - start)
-    med = {k: statistics.median(v) for k, v in times.items()}
+    feeds = {"input": np.random.default_rng(0).standard_normal((1, 3, 224, 224),
+                                                                dtype=np.float32)}
     size = path.stat().st_size / 1e6
-    print(f"session creation, cnn widths 64..512 x4 blocks ({size:.0f} MB), CPU (OpenVINO) "
-          f"with cache_dir, {repeat} alternated rounds")
-    for label, values in times.items():
-        print(f"  {label} median {med[label] * 1e3:7.1f} ms  spread max/min "
-              f"{max(values) / min(values):.2f}")
-    print(f"  warm / cold = {med['warm'] / med['cold']:.2f}")
+    print(f"session creation, cnn widths 64..512 x4 blocks ({size:.0f} MB) with cache_dir, "
+          f"{repeat} alternated rounds after one warm-up round")
+    times: dict[tuple[str, str], list[float]] = {}
+    first: dict[tuple[str, str], list[float]] = {}
+    results: dict[str, np.ndarray] = {}
+    for round_ in range(repeat + 1):
+        for device in devices:
+            cache_dir = folder / f"cache-{device}"
+            for label in ("cold", "warm"):
+                if label == "cold":
+                    shutil.rmtree(cache_dir, ignore_errors=True)
+                start = time.perf_counter()
+                session = _session(path, device, cache_dir)
+                made = time.perf_counter() - start
+                start = time.perf_counter()
+                out = session.run(None, feeds)[0]
+                ran = time.perf_counter() - start
+                if label == "warm" and not session.loaded_from_cache:
+                    raise SystemExit(f"{device}: the warm session did not load from the cache")
+                if round_ == 0:
+                    continue
+                times.setdefault((device, label), []).append(made)
+                first.setdefault((device, label), []).append(ran)
+                expected = results.setdefault(device, out)
+                if not np.array_equal(out, expected):
+                    raise SystemExit(f"{device} {label}: results differ from the first run")
+    for device in devices:
+        med = {label: statistics.median(times[(device, label)]) for label in ("cold", "warm")}
+        for label in ("cold", "warm"):
+            values = times[(device, label)]
+            print(f"  {device:6s} {label} median {med[label] * 1e3:7.1f} ms  spread max/min "
+                  f"{max(values) / min(values):.2f}  first run median "
+                  f"{statistics.median(first[(device, label)]) * 1e3:6.1f} ms")
+        ratios = [w / c for c, w in zip(times[(device, "cold")], times[(device, "warm")],
+                                        strict=True)]
+        print(f"  {device:6s} warm / cold = {med['warm'] / med['cold']:.3f} (paired ratios "
+              f"median {statistics.median(ratios):.3f}, max {max(ratios):.3f})")
     shutil.rmtree(folder, ignore_errors=True)
 
 
@@ -103,10 +133,14 @@ def main() -> None:
     parser.add_argument("--repeat", type=int, default=15)
     parser.add_argument("--size", type=int, default=256, help="rows of the chain's tensor")
     parser.add_argument("--skip-cache", action="store_true")
+    parser.add_argument("--skip-chain", action="store_true")
+    parser.add_argument("--cache-devices", default="CPU,NUMPY",
+                        help="device_type values for the cache benchmark (comma-separated)")
     args = parser.parse_args()
-    bench_chain(args.repeat, args.size)
+    if not args.skip_chain:
+        bench_chain(args.repeat, args.size)
     if not args.skip_cache:
-        bench_cache(max(3, args.repeat // 3))
+        bench_cache(max(3, args.repeat // 3), args.cache_devices.split(","))
 
 
 if __name__ == "__main__":

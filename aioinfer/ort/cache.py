@@ -2,16 +2,23 @@
 
 The key (blake2b) covers the model (a file by its real path, size and mtime, as OpenVINO's
 ``compute_hash`` does; bytes and ModelProtos by their content), the providers with every
-option, the compile-affecting SessionOptions and config entries, and the aioinfer version. An
-entry is::
+option, the compile-affecting SessionOptions and config entries, the aioinfer version and the
+aioinfer code itself (each module's size and mtime, so an edited source tree never reads an
+entry an older tree wrote). An entry is::
 
-    MAGIC (16 bytes) | header length (uint32 LE) | header (JSON) | blob
+    MAGIC (16 bytes) | header length (uint32 LE) | header (JSON) | padding to 64 | blob
 
 with the header holding the key, the version, the device and config compiled for, and the
-blob's size and blake2b digest. Entries are written to a temporary file and renamed into place
-(atomic); a truncated or corrupt entry, or one whose key, version or digest does not match, is
-ignored with a warning and rebuilt: never trusted. No pickle or other code-executing format:
-the blob is the device's own ``export_model`` bytes, read back by its ``import_model``.
+blob's size and CRC-32. The blob is the device's own ``export_model`` bytes (data only: no
+pickle or other code-executing format), read into an aligned buffer and handed to the device's
+``import_model``, which for NUMPY makes its arrays views of it (:mod:`aioinfer.plugins.numpy.
+export`): a warm load is one read, one checksum and no graph work.
+
+Never trusted: a missing, truncated, corrupt or half-written entry, or one whose key, version or
+checksum does not match, is ignored with a warning and rebuilt. Entries are written to a
+temporary file beside them and renamed into place (``os.replace``, atomic), so processes
+compiling one model into one folder at once each read either nothing or a whole entry. A
+folder that cannot be written (read-only, full) costs a warning; the model still compiles.
 
 A device that cannot export (``NotSupportedError``) keeps no entry here; if it has a
 ``CACHE_DIR`` property (the OpenVINO engine behind ``CPU``), the directory is passed to it and
@@ -20,15 +27,20 @@ the engine caches natively (see :func:`aioinfer.ort.build.compile_for`).
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
+import mmap
 import os
+import pathlib
 import struct
 import tempfile
 import warnings
+import zlib
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
+import numpy as np
 import onnx
 
 from ..errors import AioInferError, NotSupportedError
@@ -39,8 +51,10 @@ if TYPE_CHECKING:
     from .options import SessionOptions
     from .providers import ProviderChoice
 
-MAGIC = b"AIOINFER-CACHE01"
+MAGIC = b"AIOINFER-CACHE02"
 _LENGTH = struct.Struct("<I")
+_ALIGN = 64
+_MAX_HEADER = 1 << 20
 
 
 def fingerprint(source: Any) -> dict[str, Any]:
@@ -54,6 +68,17 @@ def fingerprint(source: Any) -> dict[str, Any]:
     if isinstance(source, (bytes, bytearray, memoryview)):
         return {"blake2b": hashlib.blake2b(bytes(source), digest_size=20).hexdigest()}
     raise TypeError(f"cache_dir: cannot key a model given as {type(source).__name__}")
+
+
+@functools.cache
+def code_fingerprint() -> str:
+    """A digest of the aioinfer modules' (path, size, mtime): changes with any edit."""
+    root = pathlib.Path(__file__).resolve().parent.parent
+    digest = hashlib.blake2b(digest_size=16)
+    for path in sorted(root.rglob("*.py")):
+        stat = path.stat()
+        digest.update(f"{path.relative_to(root)}:{stat.st_size}:{stat.st_mtime_ns};".encode())
+    return digest.hexdigest()
 
 
 def _plain(value: Any) -> Any:
@@ -77,9 +102,53 @@ def cache_key(source: Any, choices: Sequence[ProviderChoice], options: SessionOp
                     "level": int(options.graph_optimization_level),
                     "config": options.config_entries()},
         "aioinfer": __version__,
+        "code": code_fingerprint(),
     }
     text = json.dumps(_plain(parts), sort_keys=True).encode()
     return hashlib.blake2b(text, digest_size=20).hexdigest()
+
+
+def aligned_buffer(size: int) -> np.ndarray:
+    """``size`` bytes (uint8) starting on a 64-byte boundary, as NumPy would allocate them."""
+    room = np.empty(size + _ALIGN, np.uint8)
+    skip = -room.ctypes.data % _ALIGN
+    return room[skip:skip + size]
+
+
+def read_into(f: Any, size: int, what: str) -> np.ndarray:
+    """Exactly ``size`` more bytes of ``f`` in an aligned, writable buffer; ``ValueError`` if
+    the file ends first or holds more."""
+    buffer = aligned_buffer(size)
+    view = memoryview(buffer.data)
+    done = 0
+    while done < size:
+        n = f.readinto(view[done:])
+        if not n:
+            raise ValueError(f"truncated {what} ({done} of {size} bytes)")
+        done += n
+    if f.read(1):
+        raise ValueError(f"{what} longer than its header says ({size} bytes)")
+    return buffer
+
+
+def map_blob(f: Any, size: int) -> memoryview:
+    """The ``size`` bytes after ``f``'s position, mapped copy-on-write (pages come from the
+    page cache, no copy; the arrays NUMPY makes of them are writable views). Entries are only
+    ever replaced by rename, never rewritten in place, so the mapped file stays whole.
+    ``ValueError`` if the file does not hold exactly that many bytes more."""
+    at = f.tell()
+    total = os.fstat(f.fileno()).st_size
+    if total - at != size:
+        raise ValueError(f"truncated or overlong blob ({total - at} bytes, the header says "
+                         f"{size})")
+    mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)  # from 0: page-aligned
+    return memoryview(mapped)[at:]
+
+
+def checksum(data: Any) -> str:
+    """CRC-32 of ``data`` (detects truncation and corruption; the format, not the checksum,
+    is what keeps a crafted entry from running code)."""
+    return f"{zlib.crc32(data) & 0xFFFFFFFF:08x}"
 
 
 class CacheEntry:
@@ -92,41 +161,66 @@ class CacheEntry:
 
     def load(self, core: Core) -> tuple[CompiledModel, str, dict[str, Any]] | None:
         """The compiled model of a valid entry (imported on its device), else ``None``."""
-        if not os.path.isfile(self.path):
+        try:
+            f = open(self.path, "rb")  # noqa: SIM115 - closed below, before the import
+        except (FileNotFoundError, NotADirectoryError):
+            return None  # no entry (yet): compiled, and written if the folder can be
+        except OSError as exc:
+            self._warn(f"cannot read it ({exc})")
             return None
         try:
-            with open(self.path, "rb") as f:
-                data = f.read()
-            header, blob = decode(data, self.key)
+            with f:
+                header = read_header(f, self.key)
+                blob = map_blob(f, header["blob_size"])
             device, config = header["device"], header["config"]
-            compiled = import_model(core, blob, device, config)
-        except (ValueError, KeyError, OSError, AioInferError) as exc:
-            warnings.warn(f"cache_dir: ignoring cache entry {self.path}: {exc}; compiling again",
-                          RuntimeWarning, stacklevel=3)
+            if not isinstance(device, str) or not isinstance(config, dict):
+                raise ValueError("corrupt header (device, config)")
+            plugin, merged = core._target(device, config)
+            # a device whose import checks its blob's own checksum is not made to read it twice
+            if not getattr(plugin, "verifies_imports", False) and (
+                    checksum(blob) != header.get("blob_crc32")):
+                raise ValueError("blob checksum mismatch (corrupt)")
+            compiled = plugin.import_model(blob, merged)  # type: ignore[arg-type]
+        except (ValueError, KeyError, TypeError, OSError, AioInferError) as exc:
+            self._warn(str(exc))
             return None
         return compiled, device, config
 
+    def _warn(self, why: str) -> None:
+        warnings.warn(f"cache_dir: ignoring cache entry {self.path}: {why}; compiling again",
+                      RuntimeWarning, stacklevel=4)
+
     def store(self, compiled: CompiledModel, device: str, config: dict[str, Any]) -> str:
-        """Write the compiled model's export atomically; returns what happened."""
+        """Write the compiled model's export atomically; returns what happened. A folder that
+        cannot be written costs a warning, never the compiled model."""
         try:
             blob = compiled.export_model()
         except NotSupportedError:
             return f"cache_dir: {device} cannot export compiled models; no entry written"
-        data = encode(self.key, device, _plain(config), blob)
-        os.makedirs(self.directory, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".blob")
+        head = encode_header(self.key, device, _plain(config), blob)
+        tmp = None
         try:
+            os.makedirs(self.directory, exist_ok=True)
+            fd, tmp = tempfile.mkstemp(dir=self.directory, prefix=".tmp-", suffix=".blob")
             with os.fdopen(fd, "wb") as f:
-                f.write(data)
+                f.write(head)
+                f.write(blob)
             os.replace(tmp, self.path)
-        except BaseException:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
-            raise
-        return f"cache_dir: wrote {self.path} ({len(data)} bytes)"
+            tmp = None
+        except OSError as exc:
+            note = f"cache_dir: cannot write {self.path} ({exc}); the model is not cached"
+            warnings.warn(note, RuntimeWarning, stacklevel=3)
+            return note
+        finally:
+            if tmp is not None:
+                try:
+                    os.unlink(tmp)
+                except OSError:
+                    pass
+        return f"cache_dir: wrote {self.path} ({len(head) + len(blob)} bytes)"
 
 
-def import_model(core: Core, blob: bytes, device: str, config: dict[str, Any] | None = None
+def import_model(core: Core, blob: Any, device: str, config: dict[str, Any] | None = None
                  ) -> CompiledModel:
     """``Core.import_model`` (done through the Core's device parser, so that this works with
     any Core of this version)."""
@@ -134,38 +228,61 @@ def import_model(core: Core, blob: bytes, device: str, config: dict[str, Any] | 
     return plugin.import_model(blob, merged)
 
 
-def encode(key: str, device: str, config: dict[str, Any], blob: bytes) -> bytes:
+def encode_header(key: str, device: str, config: dict[str, Any], blob: bytes) -> bytes:
+    """The entry's bytes before the blob (padded so the blob starts 64-aligned)."""
     from .. import __version__
 
     header = json.dumps({"key": key, "aioinfer": __version__, "device": device,
                          "config": config, "blob_size": len(blob),
-                         "blob_blake2b": hashlib.blake2b(blob, digest_size=20).hexdigest()},
-                        sort_keys=True).encode()
-    return MAGIC + _LENGTH.pack(len(header)) + header + blob
+                         "blob_crc32": checksum(blob)}, sort_keys=True).encode()
+    head = len(MAGIC) + _LENGTH.size + len(header)
+    header += b" " * (-head % _ALIGN)
+    return MAGIC + _LENGTH.pack(len(header)) + header
 
 
-def decode(data: bytes, key: str) -> tuple[dict[str, Any], bytes]:
-    """Header and blob of a cache file; ``ValueError`` saying what is wrong otherwise."""
+def encode(key: str, device: str, config: dict[str, Any], blob: bytes) -> bytes:
+    """A whole entry (header and blob)."""
+    return encode_header(key, device, config, blob) + blob
+
+
+def read_header(f: Any, key: str) -> dict[str, Any]:
+    """The header of the entry open in ``f`` (positioned at the blob after it); ``ValueError``
+    saying what is wrong otherwise."""
     from .. import __version__
 
-    head = len(MAGIC) + _LENGTH.size
-    if len(data) < head or not data.startswith(MAGIC):
+    start = f.read(len(MAGIC) + _LENGTH.size)
+    if len(start) < len(MAGIC) + _LENGTH.size or not start.startswith(MAGIC):
         raise ValueError("not an aioinfer cache entry (bad magic)")
-    (length,) = _LENGTH.unpack_from(data, len(MAGIC))
-    if head + length > len(data):
+    (length,) = _LENGTH.unpack_from(start, len(MAGIC))
+    if length > _MAX_HEADER:
+        raise ValueError(f"corrupt header length {length}")
+    text = f.read(length)
+    if len(text) != length:
         raise ValueError("truncated header")
-    header = json.loads(data[head:head + length])
+    header = json.loads(text)
     if not isinstance(header, dict):
         raise ValueError("corrupt header")
     if header.get("key") != key:
         raise ValueError("key mismatch")
     if header.get("aioinfer") != __version__:
         raise ValueError(f"written by aioinfer {header.get('aioinfer')}, this is {__version__}")
-    blob = data[head + length:]
-    if len(blob) != header.get("blob_size"):
-        raise ValueError(f"truncated blob ({len(blob)} of {header.get('blob_size')} bytes)")
-    if hashlib.blake2b(blob, digest_size=20).hexdigest() != header.get("blob_blake2b"):
-        raise ValueError("blob digest mismatch (corrupt)")
+    size = header.get("blob_size")
+    if not isinstance(size, int) or size < 0:
+        raise ValueError("corrupt header (blob size)")
+    return header
+
+
+def decode(data: bytes, key: str) -> tuple[dict[str, Any], bytes]:
+    """Header and blob of a whole entry in memory; ``ValueError`` saying what is wrong."""
+    import io
+
+    f = io.BytesIO(data)
+    header = read_header(f, key)
+    blob = f.read()
+    if len(blob) != header["blob_size"]:
+        raise ValueError(f"truncated blob ({len(blob)} of {header['blob_size']} bytes)")
+    if checksum(blob) != header.get("blob_crc32"):
+        raise ValueError("blob checksum mismatch (corrupt)")
     return header, blob
 
 

@@ -68,6 +68,8 @@ def inside(folder: str, relative: str) -> str:
 def load(core: Core, model: Model, choices: Sequence[ProviderChoice]
          ) -> tuple[CompiledModel, str]:
     """Import the compiled model an EPContext model holds."""
+    from .cache import import_model, read_into
+
     nodes = [n for n in model.proto.graph.node if n.op_type == OP and n.domain == DOMAIN]
     mains = [n for n in nodes if int(_attrs(n).get("main_context", 1)) == 1]
     if len(nodes) != len(model.proto.graph.node) or len(mains) != 1:
@@ -88,6 +90,7 @@ def load(core: Core, model: Model, choices: Sequence[ProviderChoice]
                                 "device ('aioinfer:<device>')", path=model.path)
     device = arch[len(ARCH_PREFIX):]
     payload = attrs.get("ep_cache_context", b"")
+    blob: bytes | memoryview
     if int(attrs.get("embed_mode", 1)) == 1:
         blob = payload if isinstance(payload, bytes) else str(payload).encode("latin-1")
     else:
@@ -97,12 +100,11 @@ def load(core: Core, model: Model, choices: Sequence[ProviderChoice]
         name = payload.decode() if isinstance(payload, bytes) else str(payload)
         path = inside(os.path.dirname(os.path.abspath(model.path)), name)
         try:
-            with open(path, "rb") as f:
-                blob = f.read()
-        except OSError as exc:
+            with open(path, "rb") as f:  # into an aligned buffer the import can keep views of
+                blob = read_into(f, os.fstat(f.fileno()).st_size, path).data
+        except (OSError, ValueError) as exc:
             raise InvalidModelError(f"EPContext: cannot read {path}: {exc}",
                                     path=model.path) from exc
-    from .cache import import_model
 
     return import_model(core, blob, device), device
 
