@@ -12,8 +12,7 @@ from .. import fused
 from ..parallel import run_blocks
 from . import MIN_WORK
 from ._numba import njit, ro
-from .activations import act2
-from .conv import act_code
+from .conv import act1, act_code
 
 
 @njit
@@ -29,7 +28,7 @@ def affine_rows(x, y, a, b, c0, c1, code, alpha, lo, hi):
             scale = a[c]
             shift = b[c]
             for p in range(row.shape[0]):
-                out[p] = act2(row[p] * scale + shift, code, alpha, lo, hi)
+                out[p] = act1(row[p] * scale + shift, code, alpha, lo, hi)
 
 
 _F32 = np.dtype(np.float32)

@@ -18,8 +18,7 @@ from .. import fused
 from .. import winograd as _np_wino
 from ..parallel import run_blocks
 from ._numba import njit, ro
-from .activations import act2
-from .conv import act_code
+from .conv import U, act_code, act_inplace
 
 
 @njit
@@ -83,9 +82,14 @@ def output_transform(m, y, b, z, mk0, k0, k1, t0, t1, code, alpha, lo,
     is ``k - mk0``; ``b`` (K,) or empty, ``z`` like ``y`` or with no batch.
 
     Per tile row: the four outputs of every tile into four runs (unit-stride SIMD loops over
-    the tiles), then the epilogue interleaves them into the two output rows."""
-    n_img, _, oh, ow = y.shape
+    the tiles), then the epilogue interleaves them into the two output rows (plus the
+    residual) and activates each row in place, one loop per activation (conv.act_inplace:
+    a per-element branch on the activation inlined GELU's code here too, and kept it
+    scalar)."""
+    n_img, n_k, oh, ow = y.shape
     rows = t1 - t0
+    flat = y.reshape(y.size)  # C-contiguous: the caller makes it
+    res = z.reshape(z.size)
     tw = (ow + 1) // 2
     has_b = b.shape[0] > 0
     has_z = z.shape[0] > 0
@@ -129,24 +133,26 @@ def output_transform(m, y, b, z, mk0, k0, k1, t0, t1, code, alpha, lo,
                     row = 2 * ti + i
                     if row >= oh:
                         break
-                    out = y[n, k, row]
+                    at = U(((n * n_k + k) * oh + row) * ow)
                     first = e00 if i == 0 else e10
                     second = e01 if i == 0 else e11
                     pairs = ow // 2
                     if has_z:
-                        res = z[n, k, row]
                         for j in range(pairs):
-                            out[2 * j] = act2(first[j] + res[2 * j], code, alpha, lo, hi)
-                            out[2 * j + 1] = act2(second[j] + res[2 * j + 1], code, alpha, lo,
-                                                  hi)
+                            o = at + U(2 * j)
+                            flat[o] = first[j] + res[o]
+                            flat[o + U(1)] = second[j] + res[o + U(1)]
                         if ow % 2:
-                            out[ow - 1] = act2(first[pairs] + res[ow - 1], code, alpha, lo, hi)
+                            o = at + U(ow - 1)
+                            flat[o] = first[pairs] + res[o]
                     else:
                         for j in range(pairs):
-                            out[2 * j] = act2(first[j], code, alpha, lo, hi)
-                            out[2 * j + 1] = act2(second[j], code, alpha, lo, hi)
+                            o = at + U(2 * j)
+                            flat[o] = first[j]
+                            flat[o + U(1)] = second[j]
                         if ow % 2:
-                            out[ow - 1] = act2(first[pairs], code, alpha, lo, hi)
+                            flat[at + U(ow - 1)] = first[pairs]
+                    act_inplace(flat, at, ow, code, alpha, lo, hi)
 
 
 _F32 = np.dtype(np.float32)
