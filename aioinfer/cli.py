@@ -148,7 +148,8 @@ def _demo(args: argparse.Namespace) -> int:
     report, stats, stopped = run_with_progress(
         lambda stats, on_result, on_start: run_demo(
             args.out, frames=args.frames, device=args.device, requests=args.requests,
-            seed=args.seed, stats=stats, on_result=on_result, on_start=on_start),
+            batch=args.batch, seed=args.seed, stats=stats, on_result=on_result,
+            on_start=on_start),
         progress=not (args.json or args.no_progress), description="demo")
     payload = report.as_dict() if report is not None else {"device": args.device,
                                                            **stats.as_dict()}
@@ -233,6 +234,8 @@ def _parser() -> argparse.ArgumentParser:
                       "(default ./aioinfer-demo)")
     demo.add_argument("--requests", type=int, default=0,
                       help="inferences in flight (0: the device's optimal number)")
+    demo.add_argument("--batch", type=int, default=8,
+                      help="frames per inference (default 8)")
     demo.add_argument("--seed", type=int, default=0, help="seed of the sample video")
     _output_args(demo)
     demo.set_defaults(handler=_demo)
@@ -250,6 +253,9 @@ def _parser() -> argparse.ArgumentParser:
                       "(default: live for cameras)")
     pipe.add_argument("--requests", type=int, default=0,
                       help="inferences in flight (0: the device's optimal number)")
+    pipe.add_argument("--batch", type=int, default=1,
+                      help="frames per inference in lossless mode (the model's batch "
+                      "dimension must be dynamic; default 1)")
     pipe.add_argument("--top-k", type=int, default=5)
     pipe.add_argument("--layout", default="NCHW", help="the model's input layout")
     pipe.add_argument("--scale", type=float, nargs="+", default=[255.0],

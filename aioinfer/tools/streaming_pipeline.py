@@ -66,7 +66,7 @@ async def run_pipeline_command(args: argparse.Namespace, stats: PipelineStats,
     try:
         return await run_pipeline(compiled, source, sinks=sinks, mode=args.mode,
                                   postprocess=Classify(args.top_k), requests=args.requests,
-                                  stats=stats, on_result=on_result)
+                                  batch=args.batch, stats=stats, on_result=on_result)
     finally:
         with anyio.CancelScope(shield=True):
             await off_loop(compiled.release)  # type: ignore[attr-defined]

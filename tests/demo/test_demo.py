@@ -101,3 +101,25 @@ def test_ctrl_c_stops_cleanly_and_leaves_playable_files(tmp_path: Path) -> None:
     assert [json.loads(line)["frame"] for line in lines] == list(range(report["frames"]))
     with av.open(str(annotated)) as container:
         assert sum(1 for _ in container.decode(video=0)) == report["frames"]
+
+
+def test_pipeline_command_runs_a_video_file_batched(tmp_path: Path) -> None:
+    av = pytest.importorskip("av")
+    from aioinfer.demo import write_sample_video
+
+    labels = write_sample_video(tmp_path / "in.mp4", 30, seed=2)
+    proc = aioinfer_cli("pipeline", "-i", str(tmp_path / "in.mp4"), "-o",
+                        str(tmp_path / "out.mp4"), "--jsonl", str(tmp_path / "out.jsonl"),
+                        "--batch", "4", "--top-k", "3", "--json")
+    out, err = proc.communicate(timeout=180)
+    assert proc.returncode == 0, err
+    report = json.loads(out)
+    assert report["frames"] == report["pulled"] == 30 and report["dropped"] == 0
+    assert report["mode"] == "lossless" and report["max_in_flight"] >= 4  # 4 frames a request
+    lines = [json.loads(line) for line in (tmp_path / "out.jsonl").read_text().splitlines()]
+    assert [line["frame"] for line in lines] == list(range(30))
+    assert all(len(line["classes"]) == 3 for line in lines)
+    right = sum(line["classes"][0] == label for line, label in zip(lines, labels, strict=True))
+    assert right >= 25  # the demo's model on the demo's frames, without labels given
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        assert sum(1 for _ in container.decode(video=0)) == 30
