@@ -8,8 +8,9 @@ previous engine's spinning threads have gone back to sleep), medians over rounds
   f32) with OPTIMAL_NUMBER_OF_INFER_REQUESTS tasks, each on its own request, against
   OpenVINO's own ``AsyncInferQueue`` (THROUGHPUT, f32) bridged to asyncio the usual way (a
   future per job, ``call_soon_threadsafe`` from the callback; the queue has twice as many
-  jobs as tasks in flight, since its ``start_async`` blocks the loop while none is idle) and
-  against OpenVINO's sync ``infer`` from as many threads. Target: >= 0.95x the queue.
+  jobs as tasks in flight, since its ``start_async`` blocks the loop while none is idle), the
+  same queue fed from a plain thread (no event loop at all: the engine's ceiling), and
+  OpenVINO's sync ``infer`` from as many threads. Target: >= 0.95x the queue.
 - **OPENVINO latency**: one request, LATENCY hint, f32: ``await infer_async`` and ``infer()``
   against OpenVINO's sync ``infer``. Target: <= 1.05x.
 - **ORT throughput**: ``await infer_async`` through the ORT device (THROUGHPUT: two streams;
@@ -20,11 +21,17 @@ previous engine's spinning threads have gone back to sleep), medians over rounds
 - **ORT latency**: one request, LATENCY: ``await infer_async`` and ``infer()`` (both ways)
   against ``run`` on a session with one intra-op thread per core.
 
+- **CPU** (``--engines cpu``): ``await infer_async`` on ``CPU`` (the proxy, OPENVINO primary)
+  against NUMPY (through aioinfer), OpenVINO-f32 and onnxruntime each alone in its best way
+  (above), throughput and latency. Target: within 5% of the fastest.
+
+Event-loop lag while OPENVINO streams run is ``loop_lag.py --device OPENVINO``.
+
 The modes run in turn, in reversed order every other round; ratios are aioinfer / native per
 round (measured seconds apart), and their median and range (the noise) are reported.
 
     python benchmarks/engines.py [--models resnet50 squeezenet bert] [--rounds 5]
-                                 [--seconds 2] [--engines openvino ort]
+                                 [--seconds 2] [--engines openvino ort cpu]
 """
 
 from __future__ import annotations
@@ -173,6 +180,8 @@ def openvino_modes(path: str, feeds: dict[str, Any]) -> dict[str, dict[str, Meas
         "throughput": {
             f"aioinfer OPENVINO infer_async x{n}": lambda s: _async_rate(n, ours_job, s),
             f"openvino AsyncInferQueue x{n} (asyncio)": lambda s: _async_rate(n, queue_job, s),
+            f"openvino AsyncInferQueue x{n} (no loop)": lambda s: _queue_rate(ov_tput, n,
+                                                                              ov_feeds, s),
             f"openvino infer, {n} threads": lambda s: _thread_rate(
                 [functools.partial(r.infer, ov_feeds) for r in ov_requests], s),
         },
@@ -247,7 +256,88 @@ def ort_modes(path: str, feeds: dict[str, Any]) -> dict[str, dict[str, Measure]]
     }
 
 
-ENGINES = {"openvino": openvino_modes, "ort": ort_modes}
+# -- CPU --------------------------------------------------------------------------------------
+def cpu_modes(path: str, feeds: dict[str, Any]) -> dict[str, dict[str, Measure]]:
+    """``CPU`` (the proxy: OPENVINO first) against the fastest of NUMPY, ORT and OpenVINO-f32
+    each measured alone, each in its best way: NUMPY through aioinfer (it has no other API),
+    the engines through their own APIs (OpenVINO's AsyncInferQueue and sync infer, f32;
+    onnxruntime's run from two threads and on one session of all cores)."""
+    import onnxruntime as ort
+    import openvino as ov
+
+    core = aioinfer.Core()
+
+    def ours(device: str, hint: str) -> tuple[Any, int]:
+        compiled = core.compile_model(path, device, {"PERFORMANCE_HINT": hint})
+        return compiled, int(compiled.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+
+    (cpu, n_cpu), (cpu_lat, _) = ours("CPU", "THROUGHPUT"), ours("CPU", "LATENCY")
+    (numpy, n_numpy), (numpy_lat, _) = ours("NUMPY", "THROUGHPUT"), ours("NUMPY", "LATENCY")
+    native = ov.Core()
+    f32 = {"INFERENCE_PRECISION_HINT": ov.Type.f32}
+    ov_tput = native.compile_model(path, "CPU", {"PERFORMANCE_HINT": "THROUGHPUT", **f32})
+    ov_lat = native.compile_model(path, "CPU", {"PERFORMANCE_HINT": "LATENCY", **f32})
+    n_ov = int(ov_tput.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+    ov_feeds = list(feeds.values())
+    cores = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else 2
+
+    def session(threads: int) -> Any:
+        options = ort.SessionOptions()
+        options.intra_op_num_threads = threads
+        return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
+
+    single, full = session(1), session(cores)
+
+    def jobs(compiled: Any, n: int) -> Callable[[], Callable[[], Awaitable[Any]]]:
+        requests = iter([compiled.create_infer_request() for _ in range(n)] * 1000)
+
+        def job() -> Callable[[], Awaitable[Any]]:
+            request = next(requests)
+            return lambda: request.infer_async(feeds)
+
+        return job
+
+    cpu_job, numpy_job = jobs(cpu, n_cpu), jobs(numpy, n_numpy)
+    cpu_request, numpy_request = cpu_lat.create_infer_request(), numpy_lat.create_infer_request()
+    ov_request = ov_lat.create_infer_request()
+    return {
+        "throughput": {
+            f"aioinfer CPU infer_async x{n_cpu}": lambda s: _async_rate(n_cpu, cpu_job, s),
+            f"NUMPY (aioinfer) infer_async x{n_numpy}": lambda s: _async_rate(
+                n_numpy, numpy_job, s),
+            f"openvino f32 AsyncInferQueue x{n_ov}": lambda s: _queue_rate(ov_tput, n_ov,
+                                                                           ov_feeds, s),
+            "onnxruntime run, 2 threads": lambda s: _thread_rate(
+                [lambda: single.run(None, feeds)] * 2, s),
+        },
+        "latency": {
+            "aioinfer CPU await infer_async": lambda s: _async_latency(cpu_request, feeds, s),
+            "NUMPY (aioinfer) await infer_async": lambda s: _async_latency(numpy_request,
+                                                                           feeds, s),
+            "openvino f32 infer (sync)": lambda s: _latency(lambda: ov_request.infer(ov_feeds),
+                                                            s),
+            f"onnxruntime run ({cores} threads)": lambda s: _latency(
+                lambda: full.run(None, feeds), s),
+        },
+    }
+
+
+def _queue_rate(compiled: Any, jobs: int, feeds: list[Any], seconds: float) -> float:
+    """OpenVINO's AsyncInferQueue at its best, without asyncio: ``jobs`` requests kept busy."""
+    import openvino as ov
+
+    queue = ov.AsyncInferQueue(compiled, jobs)
+    count = 0
+    end = time.perf_counter() + seconds
+    start = time.perf_counter()
+    while time.perf_counter() < end:
+        queue.start_async(feeds)  # blocks (GIL released) while every request is busy
+        count += 1
+    queue.wait_all()
+    return count / (time.perf_counter() - start)
+
+
+ENGINES = {"openvino": openvino_modes, "ort": ort_modes, "cpu": cpu_modes}
 
 
 # -- the run ------------------------------------------------------------------------------------
@@ -266,12 +356,21 @@ def bench(modes: dict[str, Measure], rounds: int, seconds: float) -> dict[str, l
 
 def report(title: str, values: dict[str, list[float]], unit: str, higher_better: bool,
            target: float) -> list[str]:
+    """Each mode's median, and each of ours (named ``aioinfer ...``) against each peer and
+    against the best peer of the same round, as paired ratios (median and range)."""
     names = list(values)
     ours = [n for n in names if n.startswith("aioinfer")]
     natives = [n for n in names if not n.startswith("aioinfer")]
-    lines = [f"  {title} ({unit}, median of {len(values[names[0]])} rounds)"]
+    best = max if higher_better else min
+    rounds = len(values[names[0]])
+    values = {**values, "the fastest peer of each round": [
+        best(values[p][k] for p in natives) for k in range(rounds)]}
+    if len(natives) > 1:
+        natives.append("the fastest peer of each round")
+    lines = [f"  {title} ({unit}, median of {rounds} rounds)"]
     for name in names:
-        lines.append(f"    {name:44} {statistics.median(values[name]):9.2f}")
+        lines.append(f"    {name:44} {statistics.median(values[name]):9.2f}  (rounds "
+                     f"{min(values[name]):.2f}..{max(values[name]):.2f})")
     for mine in ours:
         for peer in natives:
             ratios = [a / b for a, b in zip(values[mine], values[peer], strict=True)]
@@ -307,6 +406,7 @@ def main(argv: list[str] | None = None) -> int:
                 tput = bench(modes["throughput"], args.rounds, args.seconds)
                 lat = bench(modes["latency"], args.rounds, args.seconds)
                 lines = report("throughput", tput, "inf/s", True, 0.95)
+                lines[1:1] = [f"  load {os.getloadavg()[0]:.1f} after throughput"]
                 lines += report("latency", lat, "ms", False, 1.05)
                 print("\n".join(lines), f"\n  load {os.getloadavg()[0]:.1f}", flush=True)
                 del modes
