@@ -102,6 +102,12 @@ def _check_tensor(tensor: TensorProto, what: str, path: str | None) -> None:
     if tensor.data_type == T.STRING:
         if tensor.data_location != T.EXTERNAL and len(tensor.string_data) != n:
             raise _wrong_size(what, dims, f"{len(tensor.string_data)} strings", path)
+        for k, value in enumerate(tensor.string_data):  # ONNX strings are UTF-8
+            try:
+                value.decode("utf-8")
+            except UnicodeDecodeError as exc:
+                raise InvalidModelError(f"{what}: string {k} is not valid UTF-8 ({exc.reason} "
+                                        f"at byte {exc.start})", path=path) from exc
         return
     packed = (n + 1) // 2 if tensor.data_type in _SUB_BYTE else n * itemsize
     if tensor.data_location == T.EXTERNAL:

@@ -170,10 +170,12 @@ class HeteroPlugin(Plugin):
                 try:
                     compiled.append(core.compile_model(
                         submodel, sub.device, self.device_config(props, sub.device)))
-                except AioInferError as exc:
+                except Exception as exc:  # a plugin's own bug too: named, with its cause
+                    what = "" if isinstance(exc, AioInferError) else f"{type(exc).__name__}: "
                     raise SubgraphCompileError(
                         f"{self.name}: {sub.device} failed to compile subgraph {sub.index} "
-                        f"({len(sub.nodes)} nodes, {sub.nodes[0]!r}..{sub.nodes[-1]!r}): {exc}",
+                        f"({len(sub.nodes)} nodes, {sub.nodes[0]!r}..{sub.nodes[-1]!r}): "
+                        f"{what}{exc}",
                         device=sub.device, subgraph=sub.index) from exc
         except BaseException:
             for done in compiled:  # nothing half-built keeps threads
