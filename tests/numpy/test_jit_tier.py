@@ -117,6 +117,36 @@ def test_gemm_conv_epilogue(kernel: int, group: int, residual: bool, act: str) -
     check(model(nodes, inputs, ["y"], inits), inputs)
 
 
+@needs_numba
+@pytest.mark.parametrize("act,residual,bias", [("Relu", False, True), ("Clip", True, True),
+                                               ("", False, False), ("LeakyRelu", True, False)])
+@pytest.mark.parametrize("group", [1, 4])
+def test_prepared_pointwise_conv_is_the_generic_compiled_path(group: int, act: str,
+                                                              residual: bool, bias: bool
+                                                              ) -> None:
+    """The per-step prepared 1x1 path gives the generic compiled path's bytes, on the first
+    and later calls and for a second input shape; inputs it does not take fall through."""
+    from aioinfer.plugins.numpy.kernels import fused
+    from aioinfer.plugins.numpy.kernels.jit import conv as jconv
+
+    kw = dict(group=group, kernel_shape=[1, 1], activation=act, activation_alpha=0.1,
+              clip_min=0.0, clip_max=6.0)
+    steps: dict = {}
+    w = rand(16, 8 // group, 1, 1, scale=0.3)
+    b = rand(16) if bias else None
+    for shape in [(1, 8, 5, 6), (1, 8, 5, 6), (3, 8, 4, 4)]:
+        x = rand(*shape)
+        z = rand(shape[0], 16, *shape[2:]) if residual else None
+        got = jconv.fused_conv(x, w, b, z, **kw, _steps=steps)
+        want = fused.fused_conv(x, w, b, z, **kw, epilogue=jconv.Epilogue)
+        assert got.shape == want.shape and np.array_equal(got, want)
+    assert steps  # prepared and kept
+    x = rand(1, 8, 6, 10)[..., ::2]  # not contiguous: the generic path
+    np.testing.assert_array_equal(jconv.fused_conv(x, w, b, None, **kw, _steps=steps),
+                                  fused.fused_conv(x, w, b, None, **kw,
+                                                   epilogue=jconv.Epilogue))
+
+
 def test_conv_into_a_concat_buffer() -> None:
     """A depthwise conv writing its channels of a Concat's buffer (concat_in_place)."""
     x, w, b = rand(1, 4, 6, 6), rand(4, 1, 3, 3), rand(4)

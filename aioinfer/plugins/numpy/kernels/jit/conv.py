@@ -367,13 +367,71 @@ def depthwise(x, w, b, z, act, code, prep: _Depthwise,
     return y
 
 
+@dataclasses.dataclass(frozen=True)
+class _Pointwise:
+    """A 1x1, stride-1, unpadded convolution prepared for one input shape and dtype: the
+    grouped product ``W (G, Mg, Cg) @ x (N, G, Cg, P)`` and its compiled epilogue, as
+    ``conv_fast`` runs it (same operands, same cut), minus its per-call set-up."""
+
+    w: np.ndarray
+    b: np.ndarray | None
+    w3: np.ndarray
+    bias: np.ndarray  # (G, Mg), or (0, 0): no bias
+    split: tuple[int, int, int, int]  # N, G, Cg, P
+    full: tuple[int, ...]
+    work: float
+
+
+def _prepare_pointwise(x, w, b, group, auto_pad, pads, strides, dilations) -> _Pointwise | None:
+    """The prepared pointwise convolution of ``x``'s shape, or ``None`` for other convs."""
+    kernel = w.shape[2:]
+    if (x.ndim < 3 or x.dtype not in _FLOATS or w.dtype != x.dtype or any(k != 1 for k in kernel)
+            or x.shape[1] != w.shape[1] * group or w.shape[0] % group
+            or (b is not None and (b.dtype != x.dtype or b.size != w.shape[0]))):
+        return None
+    n_sp = x.ndim - 2
+    strides, dilations, pads = spatial_defaults(n_sp, strides, dilations, pads)
+    begin, end = resolve_pads(auto_pad, x.shape[2:], kernel, strides, dilations, pads)
+    if any(v != 1 for v in strides) or any(begin) or any(end):
+        return None
+    n, m = x.shape[0], w.shape[0]
+    mg, cg = m // group, w.shape[1]
+    positions = math.prod(x.shape[2:])
+    bias = (_empty(x.dtype, 2) if b is None
+            else ro(np.ascontiguousarray(b.reshape(group, mg))))
+    return _Pointwise(w, b, ro(np.ascontiguousarray(w.reshape(group, mg, cg))), bias,
+                      (n, group, cg, positions), (n, m, *x.shape[2:]),
+                      float(m) * cg * positions * n)
+
+
+def pointwise(x, z, code, prep: _Pointwise) -> np.ndarray:
+    """``act(W x + b + z)`` of a C-contiguous ``x`` as ``prep`` prepared it: the product and
+    the epilogue per block of output channels, cut over the intra-op threads."""
+    n, group, cg, positions = prep.split
+    mg = prep.w3.shape[1]
+    y = np.empty((n, group, mg, positions), dtype=x.dtype)
+    xs = x.reshape(n, group, cg, positions)
+    zz = _empty(x.dtype, 4) if z is None else ro(z.reshape(n, group, mg, positions))
+    w3, bias = prep.w3, prep.bias
+    finish = z is not None or bias.shape[0] > 0 or code[0] != NONE
+
+    def channels(lo: int, hi: int) -> None:
+        np.matmul(w3[:, lo:hi], xs, out=y[:, :, lo:hi])
+        if finish:
+            epilogue(y, bias, zz, 0, group, lo, hi, 0, positions, *code)
+
+    run_blocks(channels, mg, prep.work)
+    return y.reshape(prep.full)
+
+
 def fused_conv(x, w, b=None, z=None, into=None, *, auto_pad="NOTSET", dilations=None, group=1,
                kernel_shape=None, pads=None, strides=None, activation="",
                activation_alpha=0.01, clip_min=-np.inf, clip_max=np.inf, shuffle=None,
                into_start=0, _steps=None):
     """``fused.fused_conv`` with compiled depthwise convolutions and epilogues. ``_steps``
-    (bound per plan step, see ``PER_STEP``) keeps each depthwise step's prepared operands per
-    input shape: a small convolution's own time is tens of microseconds."""
+    (bound per plan step, see ``PER_STEP``) keeps each depthwise and pointwise step's
+    prepared operands per input shape: the generic path's set-up cost ~25 us a call, as much
+    as the whole product of a small 1x1 convolution."""
     xs = x
     groups = 0
     if shuffle:
@@ -396,6 +454,24 @@ def fused_conv(x, w, b=None, z=None, into=None, *, auto_pad="NOTSET", dilations=
                 code = None
             dest = None if into is None else into[:, into_start : into_start + w.shape[0]]
             return depthwise(xs, w, b, z, act, code, prep, dest)
+    elif not shuffle and into is None and x.flags.c_contiguous:
+        key = (x.shape, x.dtype)
+        point = None if _steps is None else _steps.get(key)
+        if point is None or point.w is not w or point.b is not b:
+            point = _prepare_pointwise(x, w, b, group, auto_pad, pads, strides, dilations)
+            if _steps is not None and point is not None:
+                if len(_steps) >= 8:
+                    _steps.clear()
+                _steps[key] = point
+        code = CODES.get(activation)
+        if (point is not None and code is not None
+                and (z is None or (z.shape == point.full and z.dtype == x.dtype
+                                   and z.flags.c_contiguous))):
+            if code == RELU:
+                run = (RELU, 0.0, 0.0, 0.0)
+            else:
+                run = (code, float(activation_alpha), float(clip_min), float(clip_max))
+            return pointwise(x, z, run, point)
     return fused.fused_conv(x, w, b, z, into, auto_pad=auto_pad, dilations=dilations,
                             group=group, kernel_shape=kernel_shape, pads=pads, strides=strides,
                             activation=activation, activation_alpha=activation_alpha,
