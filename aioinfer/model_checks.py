@@ -209,11 +209,32 @@ def _elem_types(kind: onnx.TypeProto) -> Iterator[int]:
         yield from _elem_types(kind.map_type.value_type)
 
 
+def _dims_of(kind: onnx.TypeProto) -> Iterator[int]:
+    which = kind.WhichOneof("value")
+    if which in ("tensor_type", "sparse_tensor_type"):
+        tensor = getattr(kind, which)
+        if tensor.HasField("shape"):
+            yield from (d.dim_value for d in tensor.shape.dim if d.HasField("dim_value"))
+    elif which == "sequence_type":
+        yield from _dims_of(kind.sequence_type.elem_type)
+    elif which == "optional_type":
+        yield from _dims_of(kind.optional_type.elem_type)
+    elif which == "map_type":
+        yield from _dims_of(kind.map_type.value_type)
+
+
 def check_types(proto: onnx.ModelProto, path: str | None = None) -> None:
     """Raise :class:`InvalidModelError` when ONNX's type inference finds a value whose
     element type an operator does not accept (``uint8`` into Conv, a ``double`` trip count)
     or that differs from its declared type: devices would otherwise each run the model their
     own way. Other inference failures (shapes, ops without a schema) are not errors here."""
+    newest = onnx.defs.onnx_opset_version()
+    for opset in proto.opset_import:
+        if opset.domain in ("", "ai.onnx") and not 1 <= opset.version <= newest:
+            raise InvalidModelError(
+                f"the model imports opset {opset.version} of the default ONNX domain; this "
+                f"onnx knows opsets 1 to {newest} (a model from the future, or corrupted)",
+                path=path)
     known = set(T.DataType.values())
     for graph in _graphs(proto.graph):
         for info in (*graph.input, *graph.output, *graph.value_info):
@@ -222,10 +243,20 @@ def check_types(proto: onnx.ModelProto, path: str | None = None) -> None:
                 raise InvalidModelError(
                     f"value {info.name!r} of graph {graph.name!r} has an unknown element type "
                     f"{bad[0]}", path=path)
+            # onnx's own shape inference aborts the process on some negative dims (a
+            # std::clamp assertion in Slice's): refused before any inference runs
+            negative = [d for d in _dims_of(info.type) if d < 0]
+            if negative:
+                raise InvalidModelError(
+                    f"value {info.name!r} of graph {graph.name!r} has a negative dimension "
+                    f"{negative[0]}", path=path)
     try:
         onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
     except (onnx.shape_inference.InferenceError, ValueError) as exc:
         text = str(exc)
-        if _TYPE_ERROR.search(text):
+        first = text.strip().splitlines()[0] if text.strip() else ""
+        # Only the first error: later ones are often its consequences ("expected to have
+        # type but instead is null" after a shape error upstream).
+        if _TYPE_ERROR.search(first) and "instead is null" not in first:
             raise InvalidModelError(f"element types do not fit the model's operations: {text}",
                                     path=path) from exc

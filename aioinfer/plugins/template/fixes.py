@@ -12,6 +12,7 @@ from typing import Any
 import numpy as np
 import onnx
 from onnx.reference.op_run import OpRun
+from onnx.reference.ops.op_dequantize_linear import _CommonDequantizeLinear
 from onnx.reference.ops.op_loop import Loop as _ReferenceLoop
 from onnx.reference.ops.op_optional import Optional as _ReferenceOptional
 from onnx.reference.ops.op_scan import Scan as _ReferenceScan
@@ -201,6 +202,27 @@ def _empty_output(node: onnx.NodeProto, index: int, axis: int = 0) -> np.ndarray
     """What zero iterations stack body output ``index`` of ``node`` to."""
     graph = next(a.g for a in node.attribute if a.name == "body")
     return empty_stack(port_of(graph.output[index], index), axis)
+
+
+class DequantizeLinear(_CommonDequantizeLinear):
+    """DequantizeLinear-10/13 (per-tensor, then per-axis): onnx.reference implements the op
+    from opset 19 only, so every QDQ model of opset 13..18 (what quantizers write) failed to
+    compile. The common kernel with the later attributes at their defaults is the 10/13
+    semantics; models of opset >= 19 keep the reference's own versions (:func:`legacy_ops`)."""
+
+    op_domain = ""
+
+    def _run(self, x: np.ndarray, x_scale: np.ndarray, x_zero_point: Any = None,
+             axis: int = 1, block_size: int = 0, output_dtype: Any = None) -> Any:
+        if x_scale.ndim > 1:
+            raise ValueError("x_scale must be a scalar or a 1-D tensor")
+        return super()._run(x, x_scale, x_zero_point, axis=1 if axis is None else axis)
+
+
+def legacy_ops(opsets: dict[str, int]) -> tuple[type[OpRun], ...]:
+    """Implementations for the opset versions onnx.reference leaves out, for a model
+    importing ``opsets``."""
+    return (DequantizeLinear,) if 10 <= opsets.get("", 0) < 19 else ()
 
 
 #: Operations this plugin adds to, or fixes in, the reference evaluator's set.

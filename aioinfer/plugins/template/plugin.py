@@ -29,7 +29,7 @@ from . import blob
 from .compiled_model import TemplateCompiledModel
 from .config import device_specs
 from .custom_ops import op_run_class
-from .fixes import BUILTIN_OPS
+from .fixes import BUILTIN_OPS, legacy_ops
 from .support import (
     first_unsupported,
     iter_nodes,
@@ -79,10 +79,11 @@ class TemplatePlugin(Plugin):
         """
         opsets = model.opsets
         functions = local_functions(model.proto)
+        ops = self._ops_for(model)
         supported = {}
         for node in model.proto.graph.node:
             if all(
-                unsupported_reason(n, opsets, functions, self._custom_ops) is None
+                unsupported_reason(n, opsets, functions, ops) is None
                 for n in _with_subgraphs(node)
             ):
                 supported[node.name] = self.name
@@ -94,14 +95,20 @@ class TemplatePlugin(Plugin):
         read-write properties for this model only."""
         props = PropertySet(device_specs(self.name), self.name, **self._settable())
         props.set(config)  # validated all-or-nothing; unknown or read-only keys raise
-        found = first_unsupported(model.proto, model.opsets, self._custom_ops)
+        ops = self._ops_for(model)
+        found = first_unsupported(model.proto, model.opsets, ops)
         if found is not None:
             node, reason = found
             raise UnsupportedOperationError(
                 f"{self.name} cannot run node {node.name!r} ({_qualified(node)}): {reason}",
                 node=node.name, op_type=node.op_type, device=self.name,
             )
-        return TemplateCompiledModel(self, model, props, list(self._custom_ops.values()))
+        return TemplateCompiledModel(self, model, props, list(ops.values()))
+
+    def _ops_for(self, model: Model) -> dict[tuple[str, str], type[OpRun]]:
+        """The custom operations for ``model``: the ones added, over the versions
+        onnx.reference lacks for the model's opsets."""
+        return {**{op_key(cls): cls for cls in legacy_ops(model.opsets)}, **self._custom_ops}
 
     def _settable(self) -> dict[str, Any]:
         return {k: self.properties.get(k)

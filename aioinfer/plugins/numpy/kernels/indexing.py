@@ -30,6 +30,14 @@ def gather(data, indices, *, axis=0):
 
 @register("GatherElements", since=11)
 def gather_elements(data, indices, *, axis=0):
+    if indices.shape != data.shape and indices.ndim == data.ndim:
+        # The spec lets indices be smaller than data outside ``axis`` (not larger: no broadcast)
+        axis %= data.ndim
+        if any(i > d for k, (i, d) in enumerate(zip(indices.shape, data.shape)) if k != axis):
+            raise ValueError(f"indices shape {indices.shape} exceeds data shape {data.shape} "
+                             f"outside axis {axis}")
+        data = data[tuple(slice(None) if k == axis else slice(0, n)
+                          for k, n in enumerate(indices.shape))]
     return np.take_along_axis(data, indices.astype(np.intp, copy=False), axis=axis)
 
 
