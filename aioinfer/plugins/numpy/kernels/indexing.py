@@ -33,7 +33,8 @@ def gather_elements(data, indices, *, axis=0):
     if indices.shape != data.shape and indices.ndim == data.ndim:
         # The spec lets indices be smaller than data outside ``axis`` (not larger: no broadcast)
         axis %= data.ndim
-        if any(i > d for k, (i, d) in enumerate(zip(indices.shape, data.shape)) if k != axis):
+        pairs = enumerate(zip(indices.shape, data.shape, strict=True))
+        if any(i > d for k, (i, d) in pairs if k != axis):
             raise ValueError(f"indices shape {indices.shape} exceeds data shape {data.shape} "
                              f"outside axis {axis}")
         data = data[tuple(slice(None) if k == axis else slice(0, n)
