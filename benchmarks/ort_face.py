@@ -7,9 +7,10 @@ Usage: ``python benchmarks/ort_face.py [--repeat N] [--size N]``.
    ``[size, 1024]`` tensor, run by the example plugin EP (one numba loop) and by NUMPY (one
    kernel and one temporary per op). Runs are interleaved; medians, their ratio and the spread
    (max/min of each side) are printed.
-2. ``cache``: session creation of a ResNet-50-sized ``aioinfer.models.cnn`` from a file with
-   ``cache_dir`` on ``device_type=CPU`` (the OpenVINO engine, caching natively) cold (empty
-   cache) and warm, alternated, each in a fresh Core.
+2. ``cache``: session creation of a ResNet-50-sized ``aioinfer.models.cnn`` from a file, per
+   ``device_type`` (``CPU``: the OpenVINO engine behind the CPU proxy; ``NUMPY``): without
+   ``cache_dir``, with it cold (compile, export, write) and warm (read, check, import),
+   alternated, each in a fresh Core; warm results are checked bit for bit.
 The host is shared and noisy: read the spread before the ratio.
 """
 
@@ -73,15 +74,19 @@ def bench_chain(repeat: int, rows: int) -> None:
     print(f"  NUMPY / fused EP = {med['NUMPY'] / med['fused EP']:.2f}x")
 
 
-def _session(path: pathlib.Path, device: str, cache_dir: pathlib.Path) -> Any:
-    options = [{"device_type": device, "cache_dir": str(cache_dir)}]
+def _session(path: pathlib.Path, device: str, cache_dir: pathlib.Path | None) -> Any:
+    options = [{"device_type": device, "cache_dir": str(cache_dir or "")}]
     return ort.InferenceSession(str(path), providers=["OpenVINOExecutionProvider"],
                                 provider_options=options, core=aioinfer.Core())
 
 
+LABELS = ("no cache", "cold", "warm")
+
+
 def bench_cache(repeat: int, devices: list[str]) -> None:
-    """Session creation with ``cache_dir``, cold (empty cache) and warm, alternated per device;
-    each in a fresh Core, the first inference timed apart."""
+    """Session creation without ``cache_dir`` (a plain compile), with it cold (empty cache:
+    compile, export, write) and warm, alternated per device; each in a fresh Core, the first
+    inference timed apart."""
     folder = pathlib.Path(tempfile.mkdtemp(prefix="aioinfer-cache-bench-"))
     path = folder / "resnet50ish.onnx"
     onnx.save(models.get("cnn", widths=(64, 128, 256, 512), blocks_per_stage=4), path)
@@ -96,11 +101,11 @@ def bench_cache(repeat: int, devices: list[str]) -> None:
     for round_ in range(repeat + 1):
         for device in devices:
             cache_dir = folder / f"cache-{device}"
-            for label in ("cold", "warm"):
+            for label in LABELS:
                 if label == "cold":
                     shutil.rmtree(cache_dir, ignore_errors=True)
                 start = time.perf_counter()
-                session = _session(path, device, cache_dir)
+                session = _session(path, device, None if label == "no cache" else cache_dir)
                 made = time.perf_counter() - start
                 start = time.perf_counter()
                 out = session.run(None, feeds)[0]
@@ -115,16 +120,17 @@ def bench_cache(repeat: int, devices: list[str]) -> None:
                 if not np.array_equal(out, expected):
                     raise SystemExit(f"{device} {label}: results differ from the first run")
     for device in devices:
-        med = {label: statistics.median(times[(device, label)]) for label in ("cold", "warm")}
-        for label in ("cold", "warm"):
+        med = {label: statistics.median(times[(device, label)]) for label in LABELS}
+        for label in LABELS:
             values = times[(device, label)]
-            print(f"  {device:6s} {label} median {med[label] * 1e3:7.1f} ms  spread max/min "
+            print(f"  {device:6s} {label:8s} median {med[label] * 1e3:7.1f} ms  spread max/min "
                   f"{max(values) / min(values):.2f}  first run median "
                   f"{statistics.median(first[(device, label)]) * 1e3:6.1f} ms")
-        ratios = [w / c for c, w in zip(times[(device, "cold")], times[(device, "warm")],
-                                        strict=True)]
-        print(f"  {device:6s} warm / cold = {med['warm'] / med['cold']:.3f} (paired ratios "
-              f"median {statistics.median(ratios):.3f}, max {max(ratios):.3f})")
+        for base in ("cold", "no cache"):
+            ratios = [w / c for c, w in zip(times[(device, base)], times[(device, "warm")],
+                                            strict=True)]
+            print(f"  {device:6s} warm / {base} = {med['warm'] / med[base]:.3f} (paired ratios "
+                  f"median {statistics.median(ratios):.3f}, max {max(ratios):.3f})")
     shutil.rmtree(folder, ignore_errors=True)
 
 

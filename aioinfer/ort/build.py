@@ -4,8 +4,9 @@
    else the ones a selection policy picks, else ``CPUExecutionProvider``;
 2. an EPContext model (nodes ``com.microsoft.EPContext``) is imported from its blob, without
    compiling the graph (:mod:`aioinfer.ort.epcontext`);
-3. with ``cache_dir`` a cached compile is imported (:mod:`aioinfer.ort.cache`); a missing,
-   truncated or corrupt entry is compiled again and rewritten;
+3. with ``cache_dir`` a cached compile is imported (:mod:`aioinfer.ort.cache`) before the
+   model is even read; a missing, truncated or corrupt entry is compiled again and rewritten
+   (not with ``disable_dynamic_shapes``, whose static copies need the graph);
 4. otherwise the model is read, the OpenVINO EP's graph options applied (QDQ stripping,
    ``reshape_input``, ``layout``), the device and its config chosen
    (:mod:`aioinfer.ort.providers`) and the model compiled through the Core.
@@ -118,7 +119,8 @@ def compile_for(core: Core, model: Model, choices: list[ProviderChoice],
         wanted = session_properties(options, choice.openvino)
         config = device_config(core, choice.device, wanted, choice.name)
         if choice.openvino is not None and choice.openvino.cache_dir and P.CACHE_DIR in (
-                core.get_property(choice.device, P.SUPPORTED_PROPERTIES)):
+                core.get_property(choice.device, P.SUPPORTED_PROPERTIES)) and not (
+                cache_mod.exports(core, choice.device)):
             config[P.CACHE_DIR] = choice.openvino.cache_dir  # the engine caches natively
         if choice.openvino is not None and choice.openvino.load_config:
             load_config(core, choice.device, config, choice.openvino.load_config)
@@ -143,13 +145,14 @@ def build(core: Core, source: Any, options: SessionOptions, providers: Sequence[
     ov = next((c.openvino for c in choices if c.openvino is not None), None)
     cache_dir = ov.cache_dir if ov is not None else ""
     entry = None
-    if cache_dir:
+    # disable_dynamic_shapes compiles static copies of the graph, which an import lacks
+    if cache_dir and not (ov is not None and ov.disable_dynamic_shapes):
         entry = cache_mod.entry_for(cache_dir, source, choices, options)
         hit = entry.load(core)
         if hit is not None:
             compiled, device, config = hit
             return Built(compiled, compiled.model, device, config, choices, policy_for(ov),
-                         loaded_from_cache=True)
+                         loaded_from_cache=True, notes=[f"cache_dir: loaded {entry.path}"])
     model = read_source(core, source)
     if epcontext.is_context_model(model):
         compiled, device = epcontext.load(core, model, choices)

@@ -173,9 +173,13 @@ class CacheEntry:
                 header = read_header(f, self.key)
                 blob = map_blob(f, header["blob_size"])
             device, config = header["device"], header["config"]
-            if not isinstance(device, str) or not isinstance(config, dict):
+            target = header.get("compiled_on", device)
+            if not all(isinstance(d, str) for d in (device, target)) or not isinstance(
+                    config, dict):
                 raise ValueError("corrupt header (device, config)")
-            plugin, merged = core._target(device, config)
+            # imported where it was compiled (the CPU proxy's primary, say); its blob holds
+            # the config it was compiled with
+            plugin, merged = core._target(target, None)
             # a device whose import checks its blob's own checksum is not made to read it twice
             if not getattr(plugin, "verifies_imports", False) and (
                     checksum(blob) != header.get("blob_crc32")):
@@ -197,7 +201,7 @@ class CacheEntry:
             blob = compiled.export_model()
         except NotSupportedError:
             return f"cache_dir: {device} cannot export compiled models; no entry written"
-        head = encode_header(self.key, device, _plain(config), blob)
+        head = encode_header(self.key, device, _plain(config), blob, compiled.device)
         tmp = None
         try:
             os.makedirs(self.directory, exist_ok=True)
@@ -220,6 +224,22 @@ class CacheEntry:
         return f"cache_dir: wrote {self.path} ({len(head) + len(blob)} bytes)"
 
 
+def exports(core: Core, device: str) -> bool:
+    """Whether a model compiled for ``device`` can be exported and imported (its plugin, or the
+    CPU proxy's primary, implements ``import_model``): then this cache keeps it, and the
+    engine's own cache is not asked to keep a second copy."""
+    from ..plugins.base import Plugin
+
+    try:
+        plugin, _ = core._target(device, None)
+        chain = getattr(plugin, "chain", None)
+        if chain is not None:  # the CPU proxy: what its primary does
+            plugin, _ = core._target(chain()[0], None)
+    except AioInferError:
+        return False
+    return type(plugin).import_model is not Plugin.import_model
+
+
 def import_model(core: Core, blob: Any, device: str, config: dict[str, Any] | None = None
                  ) -> CompiledModel:
     """``Core.import_model`` (done through the Core's device parser, so that this works with
@@ -228,11 +248,13 @@ def import_model(core: Core, blob: Any, device: str, config: dict[str, Any] | No
     return plugin.import_model(blob, merged)
 
 
-def encode_header(key: str, device: str, config: dict[str, Any], blob: bytes) -> bytes:
+def encode_header(key: str, device: str, config: dict[str, Any], blob: bytes,
+                  compiled_on: str | None = None) -> bytes:
     """The entry's bytes before the blob (padded so the blob starts 64-aligned)."""
     from .. import __version__
 
     header = json.dumps({"key": key, "aioinfer": __version__, "device": device,
+                         "compiled_on": compiled_on or device,
                          "config": config, "blob_size": len(blob),
                          "blob_crc32": checksum(blob)}, sort_keys=True).encode()
     head = len(MAGIC) + _LENGTH.size + len(header)

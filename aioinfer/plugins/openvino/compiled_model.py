@@ -32,6 +32,8 @@ class OpenVinoCompiledModel(CompiledModel):
                  engine: Any) -> None:
         super().__init__(plugin, model, config)
         self.engine = engine
+        self.compile_props = config  # what export_model stores (export.py)
+        self.imported_from: Any = None  # the memory an imported engine may read in place
         self.executor = CallbackExecutor(f"{plugin.name}:{config.get(P.DEVICE_ID)}")
         self.input_order = _order(model.inputs, engine.inputs, "input", model)
         self.output_order = _order(model.outputs, engine.outputs, "output", model)
@@ -63,6 +65,12 @@ class OpenVinoCompiledModel(CompiledModel):
                      getter=lambda: self.model.name),
         ]
         return PropertySet(specs, plugin.name)
+
+    def export_model(self) -> bytes:
+        """OpenVINO's compiled blob with the model's interface and config (:mod:`.export`)."""
+        from .export import export_model
+
+        return export_model(self)
 
     def create_sync_request(self) -> OpenVinoInferRequest:
         return OpenVinoInferRequest(self)

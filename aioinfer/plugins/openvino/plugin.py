@@ -75,6 +75,8 @@ class _Facts:
 class OpenVinoPlugin(Plugin):
     """OpenVINO's runtime behind aioinfer's plugin protocol."""
 
+    verifies_imports = True  # import_model checks the blob's checksum itself (export.py)
+
     def __init__(self, name: str = "OPENVINO") -> None:
         self.name = name
         self.ov = ov.Core()
@@ -133,6 +135,13 @@ class OpenVinoPlugin(Plugin):
         except RuntimeError as exc:
             raise self._compile_error(model, props, exc) from exc
         return OpenVinoCompiledModel(self, model, props, engine)
+
+    def import_model(self, blob: bytes, config: Mapping[str, Any]) -> OpenVinoCompiledModel:
+        """A compiled model from :meth:`OpenVinoCompiledModel.export_model`'s blob, without
+        converting or compiling the graph (:mod:`.export`)."""
+        from .export import import_model
+
+        return import_model(self, blob, config)
 
     def _compile_error(self, model: Model, props: PropertySet,
                        exc: RuntimeError) -> AioInferError:
