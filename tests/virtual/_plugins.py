@@ -43,7 +43,10 @@ class _SlowRequest(NumpyInferRequest):
         assert isinstance(plugin, SlowRunPlugin)
 
         def slow() -> None:
-            time.sleep(plugin.run_delay)
+            compiled = self.compiled
+            first = not getattr(compiled, "_warmed", False)
+            compiled._warmed = True  # type: ignore[attr-defined]
+            time.sleep(plugin.first_delay if first and plugin.first_delay else plugin.run_delay)
             stage.fn()
 
         return [Stage("infer", stage.executor, slow)]
@@ -55,9 +58,11 @@ class _SlowCompiled(NumpyCompiledModel):
 
 
 class SlowRunPlugin(NumpyPlugin):
-    """NUMPY whose every run takes ``run_delay`` seconds more."""
+    """NUMPY whose every run takes ``run_delay`` seconds more (the first run of each compiled
+    model ``first_delay``, if set: a warm-up)."""
 
     run_delay = 0.05
+    first_delay = 0.0
 
     def compile_model(self, model: Model, config: Mapping[str, Any]) -> NumpyCompiledModel:
         compiled = super().compile_model(model, config)

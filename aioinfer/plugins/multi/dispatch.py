@@ -42,7 +42,7 @@ from ... import properties as P
 from ...errors import InputError, RequestCancelledError
 from ...runtime.executors import HOST
 from .outputs import fresh_outputs, owned
-from .policy import worth
+from .policy import PROBE_FIRST_S, worth
 
 if TYPE_CHECKING:
     from ...runtime.pipeline import PipelineRun
@@ -84,6 +84,9 @@ class Lane:
         self.completed = 0  # runs this lane has finished (statistics)
         self.failed = 0
         self.seconds = 0.0  # moving average of a run's wall time here (0: not measured yet)
+        self.warm = False  # the first run (a warm-up) is not measured
+        self.probe_at = 0.0  # when a lane the policy turns away may take a run anyway
+        self.probe_every = PROBE_FIRST_S
         self.group, self.cores = compute_group(compiled)
         self.fresh = fresh_outputs(compiled)  # results handed on without a copy
 
@@ -249,6 +252,7 @@ class Dispatcher:
             return None  # the common case of a deep queue: every worker is busy
         usable = [lane for lane in order
                   if not lane.draining and lane.device not in job.excluded]
+        now = time.monotonic()
         for lane in usable:
             if not lane.idle:
                 continue
@@ -256,7 +260,7 @@ class Dispatcher:
                 cap = self._capacity(lane.device)
                 if cap is not None and self._running.get(lane.device, 0) >= cap:
                     continue
-            if self.policy == EARLIEST_FINISH and not worth(lane, usable, order, ahead):
+            if self.policy == EARLIEST_FINISH and not worth(lane, usable, order, ahead, now):
                 continue
             return lane
         return None
@@ -347,7 +351,11 @@ class Dispatcher:
         drained: Lane | None = None
         elapsed = time.perf_counter() - job.started
         with self._lock:
-            if error is None:  # falls fast, rises slowly: a first run's warm-up fades soon
+            if error is None and not lane.warm:
+                lane.warm = True  # a warm-up: not what the next runs will take
+            elif error is None:  # falls fast, rises slowly
+                if lane.seconds <= 0.0:  # measured now: the probes wait from here
+                    lane.probe_at = time.monotonic() + lane.probe_every
                 alpha = 0.5 if elapsed < lane.seconds else 0.1
                 lane.seconds = elapsed if lane.seconds <= 0.0 else (
                     (1.0 - alpha) * lane.seconds + alpha * elapsed)

@@ -19,8 +19,16 @@ what the dispatcher measures (each lane's run time, a moving average of wall tim
    already cover the cores, the slow one takes no runs unless the fast one cannot take them
    (runtime fallback, draining).
 
-"Faster" is measured; until both lanes have finished a run, the priority order decides. An
-unmeasured lane may take one run to be measured, within the core rule.
+"Faster" is measured (a lane's first run is not: it warms caches and kernels up); until both
+lanes have been measured, the priority order decides. Measurements go stale when a lane takes
+no runs, and the order may be wrong, so a lane the rules turn away still gets *probe* runs:
+one at a time until it is measured (its warm-up and one timed run), then one after 1, 2,
+4... up to 60 seconds (back to 1 s once it wins a run on its merits). A probe on a device
+ten times slower costs a fraction of a percent; without it, a fast device listed second, or
+one whose first runs were slow, could be turned away for good.
+
+The core rule counts cores, not the interpreter lock: two Python plugins of one process
+(NUMPY and TEMPLATE) also share that, so a "free" core is less free than it looks.
 """
 
 from __future__ import annotations
@@ -40,12 +48,31 @@ def prefers(other: Lane, lane: Lane, order: Sequence[Lane]) -> bool:
     return order.index(other) < order.index(lane)
 
 
-def worth(lane: Lane, usable: Sequence[Lane], order: Sequence[Lane], ahead: int) -> bool:
+PROBE_FIRST_S = 1.0
+PROBE_MAX_S = 60.0
+
+
+def worth(lane: Lane, usable: Sequence[Lane], order: Sequence[Lane], ahead: int,
+          now: float) -> bool:
     """Whether ``lane`` (with an idle worker) should take a run that has ``ahead`` runs queued
-    in front of it; ``usable`` are the lanes that could take it (``lane`` among them)."""
+    in front of it; ``usable`` are the lanes that could take it (``lane`` among them).
+    ``True`` for a probe too, which the caller must then give the lane (its next probe is
+    then due twice as late)."""
     better = [other for other in usable if other is not lane and prefers(other, lane, order)]
-    if not better:
+    if not better or _wins(lane, better, ahead):
+        lane.probe_every = PROBE_FIRST_S
         return True
+    if lane.seconds <= 0.0:
+        return lane.busy == 0  # a probe, one at a time: its warm-up, then its first timed run
+    if now >= lane.probe_at:
+        lane.probe_at = now + lane.probe_every
+        lane.probe_every = min(PROBE_MAX_S, 2.0 * lane.probe_every)
+        return True
+    return False
+
+
+def _wins(lane: Lane, better: Sequence[Lane], ahead: int) -> bool:
+    """Rules 1 and 2 of the module docstring, against the lanes preferred to ``lane``."""
     if lane.group is not None:
         taken = sum(other.workers for other in better if other.group == lane.group)
         if taken and lane.busy >= lane.cores - taken:
@@ -53,7 +80,7 @@ def worth(lane: Lane, usable: Sequence[Lane], order: Sequence[Lane], ahead: int)
     mine = lane.seconds
     measured = [other for other in better if other.seconds > 0.0]
     if mine <= 0.0 or not measured:
-        return True  # one run measures it
+        return True  # runs measure it
     rate = sum(other.workers / other.seconds for other in measured)
     fastest = min(other.seconds for other in measured)
     return mine <= (ahead + 1) / rate + fastest
