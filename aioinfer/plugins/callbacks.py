@@ -9,13 +9,12 @@ on the engine's thread. The run's end then goes through the runtime's per-loop c
 (:mod:`aioinfer.runtime.completion`), so completions are batched per loop wake-up: no thread of
 ours waits while the engine computes, and there is no ``call_soon_threadsafe`` per request.
 
-The input check, which the runtime hands to the first stage's executor, runs on the thread
-that starts the run (the event loop's, for ``infer_async``) when it copies nothing: every
-input an ndarray, C-contiguous and writeable, so that checking it and handing it to the engine
-(which shares its memory) take microseconds and starting the engine does not wait. That saves
-a thread hop per request, which on a busy host is a scheduler wake-up and the gap between one
-inference and the next on an engine stream. Any other input (a list, a read-only or strided
-array, inputs set with ``set_tensor``) is checked on a host worker, as for every device.
+The start is not done on the thread that starts the run (the event loop's, for
+``infer_async``), although with inputs that need no copy it could be: measured on this
+project's loaded 2-core host (squeezenet, two requests, THROUGHPUT), starting OpenVINO from
+the loop thread gave 0.59x the throughput of starting it from the host worker that checks the
+inputs, and no better latency (BERT-like, LATENCY: 1.06x); OpenVINO's own patterns differ as
+much (its AsyncInferQueue fed from one thread: 66/s; callbacks and starter threads: 139/s).
 
 ``infer()`` runs the same call synchronously (:meth:`EngineCall.__call__`, the engine's own
 sync infer) on the calling thread. A plain stage (a function without ``start``) on this
@@ -24,10 +23,8 @@ executor runs on a host worker, so a request's extra stages need no special supp
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from typing import TYPE_CHECKING, Any, Protocol, runtime_checkable
-
-import numpy as np
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Protocol, runtime_checkable
 
 from ..runtime.executors import HOST
 
@@ -56,19 +53,12 @@ class EngineCall(Protocol):
 class CallbackExecutor:
     """The :class:`~aioinfer.runtime.stages.StageExecutor` of an engine plugin."""
 
+    lane = None  # nothing runs inline after a stage: the engine's thread is not ours
+
     def __init__(self, name: str) -> None:
         self.name = name
-        # A lane of its own (no worker has it) makes the runtime hand this executor the input
-        # check (index -1); nothing ever runs inline after a stage on it.
-        self.lane: object = self
 
     def submit(self, run: PipelineRun, index: int) -> None:
-        if index < 0:  # the input check
-            if _copies_nothing(run.inputs):
-                run.execute(-1, None)  # checks here, then submits stage 0 (lane None)
-            else:
-                HOST.submit(run, index)
-            return
         work = run.graph.stages[index].fn
         if not isinstance(work, EngineCall):
             HOST.submit(run, index)  # a plain stage: a host worker runs it
@@ -90,24 +80,3 @@ class CallbackExecutor:
 
     def __repr__(self) -> str:
         return f"<CallbackExecutor {self.name!r}>"
-
-
-def _copies_nothing(inputs: Any, most: int = 16) -> bool:
-    """Whether checking and binding ``inputs`` copies nothing (see the module docstring)."""
-    if isinstance(inputs, np.ndarray):
-        values: Any = (inputs,)
-    elif isinstance(inputs, Mapping):
-        values = inputs.values()
-    elif isinstance(inputs, (list, tuple)):
-        values = inputs
-    else:
-        return False
-    if len(values) > most:
-        return False
-    for value in values:
-        if not isinstance(value, np.ndarray):
-            return False
-        flags = value.flags
-        if not (flags.c_contiguous and flags.writeable):
-            return False
-    return True
