@@ -17,6 +17,7 @@ import argparse
 import json
 import sys
 import time
+from collections.abc import Callable
 
 from aioinfer.testing.fuzz import FuzzReport, run_fuzz
 
@@ -27,8 +28,14 @@ def _bytes(text: str) -> int:
     return int(float(text[:-1]) * units[text[-1]]) if text[-1:] in units else int(text)
 
 
-def _progress(started: float) -> object:
+def _progress(started: float) -> Callable[[FuzzReport], None]:
+    shown = 0
+
     def show(report: FuzzReport) -> None:
+        nonlocal shown
+        for line in report.failures[shown:]:  # as they happen: a long run can be stopped
+            print("  FAILED", json.dumps(line, default=str)[:600], file=sys.stderr, flush=True)
+        shown = len(report.failures)
         print(f"  {report.what}: {report.n} cases, {report.n_failed} failed, "
               f"{time.perf_counter() - started:.0f} s", file=sys.stderr, flush=True)
     return show
@@ -53,7 +60,7 @@ def main() -> int:
             continue
         report = run_fuzz(what, n, root=args.root, start=args.start, batch=args.batch,
                           deadline=args.deadline, cap_bytes=_bytes(args.cap), jit=args.jit,
-                          progress=_progress(time.perf_counter()))  # type: ignore[arg-type]
+                          progress=_progress(time.perf_counter()))
         summary = report.summary()
         summaries.append(summary)
         failures.extend(report.failures)

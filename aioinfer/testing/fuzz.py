@@ -3,7 +3,8 @@
 Cases (:mod:`.fuzz_mutations`) run in worker subprocesses, in batches; a worker prints one
 JSON line as it starts a case and one with its outcome, so a case that kills the worker (a
 segfault, the kernel's OOM killer) or stops it making progress is known by index and counted;
-the next worker starts after it. Each case runs on NUMPY and TEMPLATE through the public API
+the next worker starts after it. Each case runs on NUMPY and TEMPLATE (every 4th model case
+also on ``HETERO:NUMPY,TEMPLATE``, its nodes alternating between the two) through the public API
 (``Core.read_model``, ``compile_model``, ``start_async`` and ``wait_for``), with a deadline:
 past it the request is cancelled, and one that cannot be cancelled is a hang.
 
@@ -41,6 +42,7 @@ __all__ = ["FAILURES", "FuzzReport", "run_fuzz"]
 FAILURES = frozenset({"untyped", "memory", "long-message", "wrong", "unnamed", "accepted",
                       "mutated-input", "hang", "crash", "harness"})
 DEVICES = ("NUMPY", "TEMPLATE")
+HETERO = "HETERO:NUMPY,TEMPLATE"
 _MAX_MESSAGE = 2000
 
 
@@ -177,17 +179,25 @@ def model_outcome(case: Any, deadline: float) -> dict[str, Any]:
     results: dict[str, list[Any]] = {}
     outcomes: list[str] = []
     message = ""
-    for device in DEVICES:
+    devices: list[tuple[str, dict[str, Any]]] = [(d, {}) for d in DEVICES]
+    if case.index % 4 == 0:  # every 4th also split node by node over both (HETERO)
+        affinity = {n.name: DEVICES[k % 2] for k, n in enumerate(model.proto.graph.node)}
+        devices.append((HETERO, {"AFFINITY": affinity}))
+    for device, config in devices:
         try:
-            results[device] = _infer(core.compile_model(model, device), feed, deadline)
+            results[device] = _infer(core.compile_model(model, device, config), feed,
+                                     deadline)
             outcomes.append("ok")
         except _Hang:
             raise
         except BaseException as exc:  # noqa: BLE001
             outcomes.append(classify(exc))
             message = message or f"{device}: {str(exc)[:300]}"
-    if len(results) == 2 and not _same(results["NUMPY"], results["TEMPLATE"], exact=False):
-        return {**line, "outcome": "wrong", "message": "NUMPY and TEMPLATE disagree"}
+    for device, values in results.items():
+        reference = results.get("TEMPLATE")
+        if device != "TEMPLATE" and reference is not None and not _same(values, reference,
+                                                                        exact=False):
+            return {**line, "outcome": "wrong", "message": f"{device} and TEMPLATE disagree"}
     worst = _worst(outcomes)
     return {**line, "outcome": worst, "message": message, "devices": outcomes}
 
@@ -341,7 +351,7 @@ def _limit_address_space() -> None:
         import resource
     except ImportError:  # pragma: no cover - not POSIX
         return
-    limit = int(os.environ.get("AIOINFER_FUZZ_AS_BYTES", str(16 << 30)))
+    limit = int(os.environ.get("AIOINFER_FUZZ_AS_BYTES", str(4 << 30)))
     resource.setrlimit(resource.RLIMIT_AS, (limit, limit))
 
 
