@@ -289,9 +289,16 @@ class Dispatcher:
             del self._queued[id(job.lanes)]
 
     def _drain_locked(self) -> list[tuple[Job, Lane, InferRequest]]:
-        """Every waiting run that can start now, in queue order."""
+        """Every waiting run that can start now, in queue order.
+
+        A lane that turns a run away at queue position k would take it only further back
+        (the expected-finish rule; the core rule and probes do not depend on the position),
+        so one look at the back of the queue tells whether the rest of a model's runs need
+        a look at all: a completion costs one or two policy checks, not one per queued run.
+        """
         starts = []
-        full: set[int] = set()  # the Lanes whose workers are all busy (they stay so here)
+        full: set[int] = set()  # the Lanes none of whose waiting runs can start in this pass
+        last = len(self._waiting) - 1
         k = 0
         while k < len(self._waiting):
             job = self._waiting[k]
@@ -299,10 +306,13 @@ class Dispatcher:
             if id(job.lanes) not in full:
                 if not any(other.idle for other in job.lanes.lanes):
                     full.add(id(job.lanes))
-                    if len(full) == len(self._queued):
-                        break  # no waiting run has a free worker
                 else:
                     lane = self._free_lane(job, k)
+                    if lane is None and not job.excluded and (
+                            self._free_lane(job, last) is None):
+                        full.add(id(job.lanes))
+                if lane is None and len(full) == len(self._queued):
+                    break  # no waiting run has a free worker that would take it
             if lane is None:
                 k += 1
                 continue
