@@ -141,6 +141,8 @@ def map_blob(f: Any, size: int) -> memoryview:
     if total - at != size:
         raise ValueError(f"truncated or overlong blob ({total - at} bytes, the header says "
                          f"{size})")
+    if size == 0:
+        return memoryview(b"")
     mapped = mmap.mmap(f.fileno(), 0, access=mmap.ACCESS_COPY)  # from 0: page-aligned
     return memoryview(mapped)[at:]
 

@@ -68,7 +68,7 @@ def inside(folder: str, relative: str) -> str:
 def load(core: Core, model: Model, choices: Sequence[ProviderChoice]
          ) -> tuple[CompiledModel, str]:
     """Import the compiled model an EPContext model holds."""
-    from .cache import import_model, read_into
+    from .cache import import_model, map_blob
 
     nodes = [n for n in model.proto.graph.node if n.op_type == OP and n.domain == DOMAIN]
     mains = [n for n in nodes if int(_attrs(n).get("main_context", 1)) == 1]
@@ -100,8 +100,8 @@ def load(core: Core, model: Model, choices: Sequence[ProviderChoice]
         name = payload.decode() if isinstance(payload, bytes) else str(payload)
         path = inside(os.path.dirname(os.path.abspath(model.path)), name)
         try:
-            with open(path, "rb") as f:  # into an aligned buffer the import can keep views of
-                blob = read_into(f, os.fstat(f.fileno()).st_size, path).data
+            with open(path, "rb") as f:  # mapped: the import keeps views of its pages
+                blob = map_blob(f, os.fstat(f.fileno()).st_size)
         except (OSError, ValueError) as exc:
             raise InvalidModelError(f"EPContext: cannot read {path}: {exc}",
                                     path=model.path) from exc
@@ -164,7 +164,9 @@ def write(compiled: CompiledModel, device: str, source: Any, options: SessionOpt
         OP, [i.name for i in inputs], [o.name for o in graph.output],
         name=f"{prefix}EPContext_0", domain=DOMAIN, main_context=1, embed_mode=int(mode),
         ep_cache_context=payload, source=choices[0].name, ep_sdk_version=__version__,
-        hardware_architecture=f"{ARCH_PREFIX}{device}", partition_name=f"{graph.name}_0",
+        # where the blob imports: the device that compiled it (the CPU proxy's primary, say)
+        hardware_architecture=f"{ARCH_PREFIX}{compiled.device}",
+        partition_name=f"{graph.name}_0",
         onnx_model_filename=os.path.basename(os.fspath(source))
         if isinstance(source, (str, os.PathLike)) else "",
         notes="written by aioinfer.ort")
