@@ -341,3 +341,17 @@ def test_ep_context_loads_in_a_fresh_process_without_compiling(
     assert done.returncode == 0, done.stderr
     assert "compile_steps [] " in done.stdout, done.stdout  # no graph pass, no compile
     np.testing.assert_array_equal(np.load(tmp_path / "y.npy"), first.run(None, feeds)[0])
+
+
+def test_ep_context_file_path_and_node_name_prefix(cnn_path: pathlib.Path,
+                                                   tmp_path: pathlib.Path) -> None:
+    options = ort.SessionOptions()
+    options.add_session_config_entry("ep.context_enable", "1")
+    options.add_session_config_entry("ep.context_file_path", str(tmp_path / "out" / "m.onnx"))
+    options.add_session_config_entry("ep.context_node_name_prefix", "part1_")
+    first = ort.InferenceSession(small("cnn").SerializeToString(), options,
+                                 providers=[(OV, {"device_type": "NUMPY"})], core=aioinfer.Core())
+    assert first.ep_context_file == str(tmp_path / "out" / "m.onnx")
+    (node,) = onnx.load(first.ep_context_file).graph.node
+    assert node.name == "part1_EPContext_0"
+    assert (tmp_path / "out" / "m_NUMPY.bin").is_file()

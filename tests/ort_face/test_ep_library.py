@@ -3,6 +3,7 @@ HETERO with NUMPY, compared against onnxruntime."""
 
 from __future__ import annotations
 
+import gc
 from collections.abc import Iterator
 
 import numpy as np
@@ -153,3 +154,38 @@ def test_fused_kernel_source_is_one_loop() -> None:
     sub = model.extract(["mul", "add", "sig", "swish", "lrelu"], ["h"], ["r"])
     source = fused_elementwise._Group(sub).source()
     assert source.count("for i in numba.prange") == 1 and "np.exp" in source
+
+
+def test_every_wired_hook_of_an_ep_library_is_called(numpy_core: aioinfer.Core) -> None:
+    """A library recording its hooks (tests/ort_face/recording_ep.py): registration, devices,
+    EP creation with its options, capability (a fused chain and a single node), compile, the
+    node compute infos' state and compute, run start/end, streams and transfers, release."""
+    from . import recording_ep
+
+    recording_ep.CALLS.clear()
+    ort.register_execution_provider_library("Recording", "tests.ort_face.recording_ep")
+    try:
+        proto = chain_model()
+        proto.graph.node[-1].output[0] = "pre"
+        proto.graph.node.append(helper.make_node("Relu", ["pre"], ["y"], name="lone"))
+        devices = [d for d in ort.get_ep_devices() if d.ep_name == "Recording"]
+        options = ort.SessionOptions()
+        options.add_provider_for_devices(devices, {"min_chain": "3"})
+        session = ort.InferenceSession(proto.SerializeToString(), options, core=numpy_core)
+        x = np.random.default_rng(4).standard_normal((4, 64)).astype(np.float32)
+        np.testing.assert_allclose(session.run(None, {"x": x})[0], oracle(proto, {"x": x})[0],
+                                   rtol=1e-5, atol=1e-5)
+        session.compiled_model.release()
+        del session  # a request's states are released with it
+        gc.collect()
+    finally:
+        ort.unregister_execution_provider_library("Recording")
+    calls = recording_ep.CALLS
+    for expected in ("create_ep_factories", "get_supported_devices",
+                     "create_ep:{'min_chain': '3'}", "get_capability", "create_data_transfer",
+                     "is_stream_aware", "create_sync_stream_for_device:host", "on_run_start",
+                     "compute", "on_run_end", "release_state", "release_ep",
+                     "release_ep_factory"):
+        assert expected in calls, (expected, calls)
+    assert sum(c.startswith("create_state:") for c in calls) == 2  # the chain, the lone Relu
+    assert calls.index("on_run_start") < calls.index("compute") < calls.index("on_run_end")
