@@ -85,6 +85,7 @@ class Lane:
         self.failed = 0
         self.seconds = 0.0  # moving average of a run's wall time here (0: not measured yet)
         self.warm = False  # the first run (a warm-up) is not measured
+        self.measured_at = 0.0  # time.monotonic() of the last measured run
         self.probe_at = 0.0  # when a lane the policy turns away may take a run anyway
         self.probe_every = PROBE_FIRST_S
         self.group, self.cores = compute_group(compiled)
@@ -369,6 +370,7 @@ class Dispatcher:
                 alpha = 0.5 if elapsed < lane.seconds else 0.1
                 lane.seconds = elapsed if lane.seconds <= 0.0 else (
                     (1.0 - alpha) * lane.seconds + alpha * elapsed)
+                lane.measured_at = time.monotonic()
             lane.busy -= 1
             self._running[lane.device] -= 1
             lane.completed += error is None

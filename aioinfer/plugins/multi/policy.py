@@ -16,16 +16,18 @@ what the dispatcher measures (each lane's run time, a moving average of wall tim
    ten of the fast device's runs for each of its own. A slower lane therefore runs only on
    the cores its faster partners' workers leave free (the host's cores for the host CPU, the
    largest worker count of the group otherwise). On a host where the fast plugin's workers
-   already cover the cores, the slow one takes no runs unless the fast one cannot take them
-   (runtime fallback, draining).
+   already cover the cores, the slow one takes only its probes (below) unless the fast one
+   cannot take the runs (runtime fallback, draining).
 
 "Faster" is measured (a lane's first run is not: it warms caches and kernels up); until both
-lanes have been measured, the priority order decides. Measurements go stale when a lane takes
-no runs, and the order may be wrong, so a lane the rules turn away still gets *probe* runs:
-one at a time until it is measured (its warm-up and one timed run), then one after 1, 2,
-4... up to 60 seconds (back to 1 s once it wins a run on its merits). A probe on a device
-ten times slower costs a fraction of a percent; without it, a fast device listed second, or
-one whose first runs were slow, could be turned away for good.
+lanes have been measured, the priority order decides, and a recent measurement beats an old
+one (a load spike on the host inflates the busy lane's run times, never the idle lane's old
+figure: comparing them would hand the work to the slow device for a while). Measurements go
+stale when a lane takes no runs, and the order may be wrong, so a lane the rules turn away
+still gets *probe* runs: one at a time until it is measured (its warm-up and one timed run),
+then one after 1, 2, 4... up to 60 seconds (back to 1 s once it wins a run on its merits).
+A probe on a device ten times slower costs a fraction of a percent; without it, a fast
+device listed second, or one whose first runs were slow, could be turned away for good.
 
 The core rule counts cores, not the interpreter lock: two Python plugins of one process
 (NUMPY and TEMPLATE) also share that, so a "free" core is less free than it looks.
@@ -40,10 +42,23 @@ if TYPE_CHECKING:
     from .dispatch import Lane
 
 
-def prefers(other: Lane, lane: Lane, order: Sequence[Lane]) -> bool:
-    """Whether ``other`` goes before ``lane``: measured faster, or, while either is
-    unmeasured, listed first."""
+FRESH_S = 2.0
+
+
+def fresh(lane: Lane, now: float) -> bool:
+    """Whether ``lane``'s measurement is recent (a timed run in the last 2 s, or the last few
+    of its own run times)."""
+    return now - lane.measured_at <= max(FRESH_S, 4.0 * lane.seconds)
+
+
+def prefers(other: Lane, lane: Lane, order: Sequence[Lane], now: float) -> bool:
+    """Whether ``other`` goes before ``lane``: measured faster (a recent measurement beats an
+    old one: a busy host slows the lane that runs, never the idle one's old figure), or,
+    while either is unmeasured, listed first."""
     if other.seconds > 0.0 and lane.seconds > 0.0:
+        recent = fresh(other, now)
+        if recent != fresh(lane, now):
+            return recent
         return other.seconds < lane.seconds
     return order.index(other) < order.index(lane)
 
@@ -58,7 +73,8 @@ def worth(lane: Lane, usable: Sequence[Lane], order: Sequence[Lane], ahead: int,
     in front of it; ``usable`` are the lanes that could take it (``lane`` among them).
     ``True`` for a probe too, which the caller must then give the lane (its next probe is
     then due twice as late)."""
-    better = [other for other in usable if other is not lane and prefers(other, lane, order)]
+    better = [other for other in usable
+              if other is not lane and prefers(other, lane, order, now)]
     if not better or _wins(lane, better, ahead):
         lane.probe_every = PROBE_FIRST_S
         return True
