@@ -153,6 +153,25 @@ class InferenceSession:
     def enable_fallback(self) -> None:
         """See :meth:`disable_fallback`."""
 
+    def set_ep_dynamic_options(self, options: Mapping[str, str]) -> None:
+        """onnxruntime's ``set_ep_dynamic_options``: ``options`` (strings) reach each plugin
+        EP of the session (``Ep.set_dynamic_options``), HETERO's parts included. A session
+        without a plugin EP has none to take them: that is an error, as in onnxruntime."""
+        from ..errors import InvalidPropertyValueError, NotSupportedError
+
+        if not isinstance(options, Mapping) or not all(
+                isinstance(k, str) and isinstance(v, str) for k, v in options.items()):
+            raise InvalidPropertyValueError("set_ep_dynamic_options: expected a dict of "
+                                            f"str to str, got {options!r}"[:200],
+                                            key="options")
+        eps = [m.ep for m in (self._compiled, *self._compiled.submodels()) if hasattr(m, "ep")]
+        if not eps:
+            raise NotSupportedError(f"set_ep_dynamic_options: the session's device "
+                                    f"{self.device} has no plugin EP to take dynamic options",
+                                    device=self.device)
+        for ep in eps:
+            ep.set_dynamic_options(dict(options))
+
     @property
     def compiled_model(self) -> CompiledModel:
         """The aioinfer compiled model behind the session (an aioinfer addition)."""

@@ -51,6 +51,9 @@ class RecordingEp(base.FusedElementwiseEp):
     def on_run_end(self, run_options: Any, sync_stream: Any) -> None:
         CALLS.append("on_run_end")
 
+    def set_dynamic_options(self, options: Mapping[str, str]) -> None:
+        CALLS.append(f"set_dynamic_options:{dict(options)}")
+
 
 class RecordingFactory(base.FusedElementwiseFactory):
     def get_supported_devices(self, devices: Any) -> list[EpDevice]:

@@ -175,6 +175,12 @@ def test_every_wired_hook_of_an_ep_library_is_called(numpy_core: aioinfer.Core) 
         x = np.random.default_rng(4).standard_normal((4, 64)).astype(np.float32)
         np.testing.assert_allclose(session.run(None, {"x": x})[0], oracle(proto, {"x": x})[0],
                                    rtol=1e-5, atol=1e-5)
+        session.set_ep_dynamic_options({"ep.dynamic.workload_type": "Efficient"})
+        with pytest.raises(errors.InvalidPropertyValueError, match="str to str"):
+            session.set_ep_dynamic_options({"threads": 2})  # type: ignore[dict-item]
+        plain = ort.InferenceSession(proto.SerializeToString(), core=numpy_core)
+        with pytest.raises(errors.NotSupportedError, match="no plugin EP"):
+            plain.set_ep_dynamic_options({"a": "b"})
         session.compiled_model.release()
         del session  # a request's states are released with it
         gc.collect()
@@ -185,6 +191,7 @@ def test_every_wired_hook_of_an_ep_library_is_called(numpy_core: aioinfer.Core) 
                      "create_ep:{'min_chain': '3'}", "get_capability", "create_data_transfer",
                      "is_stream_aware", "create_sync_stream_for_device:host", "on_run_start",
                      "compute", "on_run_end", "release_state", "release_ep",
+                     "set_dynamic_options:{'ep.dynamic.workload_type': 'Efficient'}",
                      "release_ep_factory"):
         assert expected in calls, (expected, calls)
     assert sum(c.startswith("create_state:") for c in calls) == 2  # the chain, the lone Relu
