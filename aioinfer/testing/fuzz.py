@@ -303,7 +303,11 @@ def _worker(what: str, root: int, start: int, count: int, deadline: float) -> No
     warnings.simplefilter("ignore")
     _limit_address_space()
     out = sys.stdout
+    from .. import Core  # noqa: F401 - imported before "ready": startup is not a case
+
     world = _InputWorld() if what == "inputs" else None
+    out.write(json.dumps({"ready": True}) + "\n")
+    out.flush()
     base = tempfile.mkdtemp(prefix="aioinfer-fuzz-")
     try:
         for index in range(start, start + count):
@@ -377,17 +381,20 @@ def run_fuzz(what: str, n: int, *, root: int = 0, start: int = 0, batch: int = 2
         stall = deadline * 2 + 30.0
     while index < end:
         count = min(batch, end - index)
-        done = _run_worker(what, root, index, count, deadline, stall, environ, report)
-        index = done if done > index else index + 1
+        index = _run_worker(what, root, index, count, deadline, stall, environ, report)
         if progress is not None:
             progress(report)
     report.seconds = time.perf_counter() - began
     return report
 
 
+_STARTUP = 600.0  # seconds a worker may take to import (a loaded, shared machine is slow)
+
+
 def _run_worker(what: str, root: int, start: int, count: int, deadline: float, stall: float,
                 env: dict[str, str], report: FuzzReport) -> int:
-    """One worker over ``start .. start+count``; returns the index to go on from."""
+    """One worker over ``start .. start+count``; returns the index to go on from (always
+    past ``start``: a case the worker did not get through is counted, never skipped)."""
     cmd = [sys.executable, "-m", "aioinfer.testing.fuzz", "worker", what, str(root),
            str(start), str(count), str(deadline)]
     with tempfile.TemporaryFile() as errors, subprocess.Popen(
@@ -396,20 +403,24 @@ def _run_worker(what: str, root: int, start: int, count: int, deadline: float, s
         assert proc.stdout is not None
         started: int | None = None
         finished = start
+        ready = False
         buffer = b""
         with selectors.DefaultSelector() as sel:
             sel.register(proc.stdout, selectors.EVENT_READ)
             last = time.monotonic()
             while True:
                 if not sel.select(timeout=1.0):
-                    if time.monotonic() - last > stall:
+                    if time.monotonic() - last > (stall if ready else _STARTUP):
                         proc.kill()
                         proc.wait()
                         if started is not None:
                             report.add({"i": started, "outcome": "hang",
                                         "message": f"no progress for {stall:.0f} s"})
-                            finished = started + 1
-                        return finished
+                            return started + 1
+                        report.add({"i": finished, "outcome": "harness", "message":
+                                    "the worker stalled outside a case (ready: "
+                                    f"{ready})"})
+                        return finished + 1
                     continue
                 chunk = os.read(proc.stdout.fileno(), 65536)
                 if not chunk:
@@ -419,19 +430,26 @@ def _run_worker(what: str, root: int, start: int, count: int, deadline: float, s
                 *lines, buffer = buffer.split(b"\n")
                 for raw in lines:
                     line = json.loads(raw)
+                    if line.get("ready"):
+                        ready = True
+                        continue
                     if line.get("start"):
                         started = int(line["i"])
                         continue
                     report.add(line)
                     started, finished = None, int(line["i"]) + 1
         code = proc.wait()
+        errors.seek(0)
+        tail = errors.read()[-600:].decode(errors="replace")
         if started is not None:  # died inside a case
-            errors.seek(0)
-            tail = errors.read()[-600:].decode(errors="replace")
             report.add({"i": started, "outcome": "crash",
                         "message": f"worker exit code {code}: {tail}"})
             return started + 1
-        return finished if finished > start else start + count
+        if finished < start + count:  # ended early outside any case: counted, not skipped
+            report.add({"i": finished, "outcome": "harness",
+                        "message": f"worker exit code {code} outside a case: {tail}"})
+            return finished + 1
+        return finished
 
 
 def main(argv: list[str]) -> None:
