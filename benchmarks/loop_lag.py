@@ -7,11 +7,12 @@ streams) with the THROUGHPUT hint and ``--streams`` streams.
 
 - **lag**: a task sleeps 1 ms in a loop while ``streams`` tasks run the model back to back with
   ``await request.infer_async``; the extra delay of each wake-up (p50/p99/max). Target: p99 <=
-  5 ms. To tell where lag comes from, the same ticker is also measured with nothing running
-  (the OS timer floor), next to plain threads calling ``request.infer`` (the GIL and the CPUs
-  shared with compute threads, without the async runtime), and next to the same number of
-  worker *processes* (CPUs shared, no GIL). Modes are interleaved over ``--rounds`` rounds, so
-  a neighbour's load hits them alike; the medians over rounds are reported.
+  5 ms on NUMPY, 2 ms on the engines (OPENVINO, ORT). To tell where lag comes from, the same
+  ticker is also measured with nothing running (the OS timer floor), next to plain threads
+  calling ``request.infer`` (the GIL and the CPUs shared with compute threads, without the
+  async runtime), and next to the same number of worker *processes* (CPUs shared, no GIL).
+  Modes are interleaved over ``--rounds`` rounds, so a neighbour's load hits them alike; the
+  medians over rounds are reported.
 - **throughput**: inferences/second through ``infer_async`` with
   OPTIMAL_NUMBER_OF_INFER_REQUESTS tasks, against the same compiled plan run by as many plain
   threads calling ``request.infer``, interleaved over the rounds. Target: ratio >= 0.95.
@@ -44,6 +45,9 @@ RESNET50 = os.path.join(os.path.dirname(onnx.__file__),
                         "backend", "test", "data", "light", "light_resnet50.onnx")
 
 Lag = tuple[list[float], float]  # wake-up delays (s), inferences per second
+
+
+ENGINE_DEVICES = ("OPENVINO", "ORT")
 
 
 def compile_resnet50(streams: int, device: str = "NUMPY") -> CompiledModel:
@@ -234,8 +238,10 @@ def main() -> None:
         print(f"{name:40} {p50:8.2f} {p99:8.2f} {worst:8.2f} {rate:7.2f}")
     target = float(np.median([p99 for _, p99, _ in lags[f"{args.streams} tasks await "
                                                          "infer_async"]]))
-    print(f"infer_async p99 {target:.2f} ms: target <= 5 ms "
-          f"{'met' if target <= 5.0 else 'NOT met'}")
+    bound = 2.0 if args.device in ENGINE_DEVICES else 5.0  # issue 11's bound for engines
+    idle = float(np.median([p99 for _, p99, _ in lags["idle (nothing running)"]]))
+    print(f"infer_async p99 {target:.2f} ms (idle floor {idle:.2f} ms): target <= {bound:g} ms "
+          f"{'met' if target <= bound else 'NOT met'}")
     if ratios:
         ratio = float(np.median(ratios))
         print(f"throughput ratio infer_async / threads (median) {ratio:.3f}: target >= 0.95 "
