@@ -323,3 +323,28 @@ def test_an_uncancellable_wait_does_not_exist_on_template_loops() -> None:
             request.wait()
         got = request.infer({"x": x, "trips": np.array(5)})
         np.testing.assert_array_equal(got["y"], [5.0])
+
+
+@pytest.mark.anyio
+async def test_cancel_scopes_at_random_points_on_every_loop() -> None:
+    """The same on asyncio, uvloop and trio: a cancel scope ending at a random point of a
+    HETERO run; the request is never left busy and its next result is right."""
+    import anyio
+
+    compiled = _core().compile_model(_chain(), "HETERO:NUMPY,TEMPLATE", {"AFFINITY": AFFINITY})
+    request = compiled.create_infer_request()
+    start = time.perf_counter()
+    request.infer({"x": GOOD})
+    one_run = time.perf_counter() - start
+    rng = random.Random(7)
+    cancelled = 0
+    for k in range(40):
+        with anyio.move_on_after(rng.uniform(0, 1.2 * one_run)) as scope:
+            await request.infer_async({"x": GOOD})
+        cancelled += scope.cancelled_caught
+        assert not request.busy
+        x = GOOD * (1 + k / 100)
+        np.testing.assert_allclose((await request.infer_async({"x": x}))["y"], _reference(x),
+                                   rtol=1e-5)
+    assert cancelled > 0
+    compiled.release()
