@@ -1,7 +1,8 @@
 """``cache_dir``: compiled models kept on disk, keyed like OpenVINO's model cache.
 
 The key (blake2b) covers the model (a file by its real path, size and mtime, as OpenVINO's
-``compute_hash`` does; bytes and ModelProtos by their content), the providers with every
+``compute_hash`` does, and the entry records its external data files' sizes and mtimes: a
+changed one makes the entry stale; bytes and ModelProtos by their content), the providers with every
 option, the compile-affecting SessionOptions and config entries, the aioinfer version and the
 aioinfer code itself (each module's size and mtime, so an edited source tree never reads an
 entry an older tree wrote). An entry is::
@@ -37,7 +38,7 @@ import struct
 import tempfile
 import warnings
 import zlib
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -156,10 +157,11 @@ def checksum(data: Any) -> str:
 class CacheEntry:
     """One cache file: load it (verified) or store a compiled model into it."""
 
-    def __init__(self, directory: str, key: str) -> None:
+    def __init__(self, directory: str, key: str, source: Any = None) -> None:
         self.directory = directory
         self.key = key
         self.path = os.path.join(directory, f"{key}.blob")
+        self.source = source  # a model path: its external data files are checked too
 
     def load(self, core: Core) -> tuple[CompiledModel, str, dict[str, Any]] | None:
         """The compiled model of a valid entry (imported on its device), else ``None``."""
@@ -173,6 +175,9 @@ class CacheEntry:
         try:
             with f:
                 header = read_header(f, self.key)
+                changed = _changed_external_data(self.source, header.get("external", []))
+                if changed:
+                    raise ValueError(f"the model's external data {changed} changed since")
                 blob = map_blob(f, header["blob_size"])
             device, config = header["device"], header["config"]
             target = header.get("compiled_on", device)
@@ -203,7 +208,8 @@ class CacheEntry:
             blob = compiled.export_model()
         except NotSupportedError:
             return f"cache_dir: {device} cannot export compiled models; no entry written"
-        head = encode_header(self.key, device, _plain(config), blob, compiled.device)
+        head = encode_header(self.key, device, _plain(config), blob, compiled.device,
+                             external_data(self.source))
         tmp = None
         try:
             os.makedirs(self.directory, exist_ok=True)
@@ -250,13 +256,70 @@ def import_model(core: Core, blob: Any, device: str, config: dict[str, Any] | No
     return plugin.import_model(blob, merged)
 
 
+def external_data(source: Any) -> list[list[Any]]:
+    """(location, size, mtime) of each external data file a model file names (the key covers
+    the model file alone; an entry also records these and is stale when one changes)."""
+    if not isinstance(source, (str, os.PathLike)):
+        return []
+    try:
+        proto = onnx.load(os.fspath(source), load_external_data=False)
+    except Exception:  # noqa: BLE001 - compiled already; an unreadable file has none here
+        return []
+    folder = os.path.dirname(os.path.realpath(os.fspath(source)))
+    found: dict[str, list[Any]] = {}
+    for tensor in _tensors(proto.graph):
+        if tensor.data_location != onnx.TensorProto.EXTERNAL:
+            continue
+        location = next((e.value for e in tensor.external_data if e.key == "location"), "")
+        if location and location not in found:
+            try:
+                stat = os.stat(os.path.join(folder, location))
+            except OSError:
+                continue
+            found[location] = [location, stat.st_size, stat.st_mtime_ns]
+    return list(found.values())
+
+
+def _tensors(graph: onnx.GraphProto) -> Iterator[onnx.TensorProto]:
+    """The graph's initializers and tensor attributes, subgraphs' included."""
+    yield from graph.initializer
+    for node in graph.node:
+        for attribute in node.attribute:
+            if attribute.HasField("t"):
+                yield attribute.t
+            yield from attribute.tensors
+            if attribute.HasField("g"):
+                yield from _tensors(attribute.g)
+            for sub in attribute.graphs:
+                yield from _tensors(sub)
+
+
+def _changed_external_data(source: Any, recorded: Any) -> list[str]:
+    if not isinstance(recorded, list) or not recorded:
+        return []
+    if not isinstance(source, (str, os.PathLike)):
+        raise ValueError("corrupt header (external data for a model not given as a path)")
+    folder = os.path.dirname(os.path.realpath(os.fspath(source)))
+    changed = []
+    for location, size, mtime in recorded:
+        try:
+            stat = os.stat(os.path.join(folder, str(location)))
+        except OSError:
+            changed.append(str(location))
+            continue
+        if (stat.st_size, stat.st_mtime_ns) != (size, mtime):
+            changed.append(str(location))
+    return changed
+
+
 def encode_header(key: str, device: str, config: dict[str, Any], blob: bytes,
-                  compiled_on: str | None = None) -> bytes:
+                  compiled_on: str | None = None,
+                  external: list[list[Any]] | None = None) -> bytes:
     """The entry's bytes before the blob (padded so the blob starts 64-aligned)."""
     from .. import __version__
 
     header = json.dumps({"key": key, "aioinfer": __version__, "device": device,
-                         "compiled_on": compiled_on or device,
+                         "compiled_on": compiled_on or device, "external": external or [],
                          "config": config, "blob_size": len(blob),
                          "blob_crc32": checksum(blob)}, sort_keys=True).encode()
     head = len(MAGIC) + _LENGTH.size + len(header)
@@ -312,4 +375,4 @@ def decode(data: bytes, key: str) -> tuple[dict[str, Any], bytes]:
 
 def entry_for(directory: str, source: Any, choices: Sequence[ProviderChoice],
               options: SessionOptions) -> CacheEntry:
-    return CacheEntry(directory, cache_key(source, choices, options))
+    return CacheEntry(directory, cache_key(source, choices, options), source)

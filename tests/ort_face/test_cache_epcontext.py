@@ -355,3 +355,46 @@ def test_ep_context_file_path_and_node_name_prefix(cnn_path: pathlib.Path,
     (node,) = onnx.load(first.ep_context_file).graph.node
     assert node.name == "part1_EPContext_0"
     assert (tmp_path / "out" / "m_NUMPY.bin").is_file()
+
+
+def test_external_data_models_load_and_changed_weights_make_the_entry_stale(
+        tmp_path: pathlib.Path) -> None:
+    proto = small("cnn")
+    path = tmp_path / "ext.onnx"
+    onnx.save(small("cnn"), path, save_as_external_data=True, all_tensors_to_one_file=True,
+              location="ext.weights", size_threshold=0)  # (save rewrites what it is given)
+    feeds = feeds_for(proto)
+    cold = _session(path, aioinfer.Core(), tmp_path / "c", "NUMPY")
+    np.testing.assert_allclose(cold.run(None, feeds)[0], oracle(proto, feeds)[0], rtol=1e-4,
+                               atol=1e-6)
+    assert _session(path, aioinfer.Core(), tmp_path / "c", "NUMPY").loaded_from_cache
+    # new weights in the same external file, the .onnx file untouched: never the old results
+    changed = onnx.load(path)
+    for tensor in changed.graph.initializer:
+        if tensor.name == "fc.bias":
+            bias = onnx.numpy_helper.to_array(tensor) + 1.0
+            tensor.CopyFrom(onnx.numpy_helper.from_array(bias.astype(np.float32), tensor.name))
+    expected = oracle(changed, feeds)[0]
+    onnx.save(changed, tmp_path / "ext2.onnx", save_as_external_data=True,
+              all_tensors_to_one_file=True, location="ext.weights", size_threshold=0)
+    os.utime(path, ns=(path.stat().st_atime_ns, path.stat().st_mtime_ns))
+    with pytest.warns(RuntimeWarning, match="external data .*ext.weights.* changed"):
+        again = _session(path, aioinfer.Core(), tmp_path / "c", "NUMPY")
+    assert not again.loaded_from_cache
+    np.testing.assert_allclose(again.run(None, feeds)[0], expected, rtol=1e-4, atol=1e-6)
+
+
+def test_external_data_outside_the_model_folder_is_refused(tmp_path: pathlib.Path) -> None:
+    proto = small("mlp")
+    inner = tmp_path / "inner"
+    inner.mkdir()
+    onnx.save(proto, tmp_path / "w.onnx", save_as_external_data=True,
+              all_tensors_to_one_file=True, location="w.weights", size_threshold=0)
+    crafted = onnx.load(tmp_path / "w.onnx", load_external_data=False)
+    for tensor in crafted.graph.initializer:
+        for entry in tensor.external_data:
+            if entry.key == "location":
+                entry.value = "../w.weights"
+    onnx.save(crafted, inner / "m.onnx")
+    with pytest.raises(errors.InvalidModelError):
+        ort.InferenceSession(str(inner / "m.onnx"), core=aioinfer.Core())
