@@ -5,7 +5,7 @@ device's compiled model (its *workers*, as many as the device's
 ``OPTIMAL_NUMBER_OF_INFER_REQUESTS`` or the ``(N)`` of ``MULTI:NUMPY(2),...``). One run of a
 MULTI request is one stage on a :class:`DispatchExecutor`: it takes an idle worker of the
 first device (in priority order) that should take it (:mod:`.policy`), hands the request's
-inputs over, and starts the worker without waiting for it (``start_async`` with a callback).
+inputs over, and starts the worker without waiting for it (its run's completion calls back).
 When no worker should take it the run waits in one shared queue, holding no thread; a
 worker that finishes pulls the next waiting run itself. A slow device therefore only ever
 takes the runs it is free for and would finish first, and never holds a fast one back (no
@@ -327,18 +327,24 @@ class Dispatcher:
         try:
             if job.raw is None:
                 worker._sync.inputs[:] = job.sync.inputs  # a hand-over: no copy, no kernel
-            worker.set_callback(self._ended, (job, lane))
-            worker.start_async(job.raw)  # checks job.raw on the device's own worker
+            # as InferRequest._start_child, with the caller's inputs, which the worker's run
+            # checks on the device's own thread (start_async would cost an Event per run)
+            child = worker._begin(job.raw)
         except BaseException as exc:  # e.g. the device's model was released
             self._finish(job, lane, worker, exc)
+            return
+        try:
+            child.start(lambda: self._ended(job, lane, worker, child))
+        except BaseException as exc:  # a closed executor
+            worker._busy.release()
+            self._finish(job, lane, worker, exc)
 
-    def _ended(self, worker: InferRequest, userdata: tuple[Job, Lane]) -> None:
+    def _ended(self, job: Job, lane: Lane, worker: InferRequest, child: PipelineRun) -> None:
         """A worker's run has ended (on the thread that ended it; the worker is free)."""
-        job, lane = userdata
-        error = worker.error
+        error = child.error
         if error is None:
             try:
-                outputs = worker.results.to_list()
+                outputs = list(worker._sync.outputs)
                 job.sync.outputs = outputs if lane.fresh else owned(outputs)
                 if job.raw is not None:
                     job.sync.inputs[:] = worker._sync.inputs  # the checked inputs
