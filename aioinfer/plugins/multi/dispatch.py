@@ -42,7 +42,7 @@ from ... import properties as P
 from ...errors import InputError, RequestCancelledError
 from ...runtime.executors import HOST
 from .outputs import fresh_outputs, owned
-from .policy import PROBE_FIRST_S, worth
+from .policy import PROBE_COST, PROBE_FIRST_S, worth
 
 if TYPE_CHECKING:
     from ...runtime.pipeline import PipelineRun
@@ -372,7 +372,8 @@ class Dispatcher:
                 lane.warm = True  # a warm-up: not what the next runs will take
             elif error is None:  # falls fast, rises slowly
                 if lane.seconds <= 0.0:  # measured now: the probes wait from here
-                    lane.probe_at = time.monotonic() + lane.probe_every
+                    lane.probe_at = time.monotonic() + max(lane.probe_every,
+                                                           PROBE_COST * elapsed)
                 alpha = 0.5 if elapsed < lane.seconds else 0.1
                 lane.seconds = elapsed if lane.seconds <= 0.0 else (
                     (1.0 - alpha) * lane.seconds + alpha * elapsed)

@@ -25,9 +25,10 @@ one (a load spike on the host inflates the busy lane's run times, never the idle
 figure: comparing them would hand the work to the slow device for a while). Measurements go
 stale when a lane takes no runs, and the order may be wrong, so a lane the rules turn away
 still gets *probe* runs: one at a time until it is measured (its warm-up and one timed run),
-then one after 1, 2, 4... up to 60 seconds (back to 1 s once it wins a run on its merits).
-A probe on a device ten times slower costs a fraction of a percent; without it, a fast
-device listed second, or one whose first runs were slow, could be turned away for good.
+then one after 1, 2, 4... up to 60 seconds (back to 1 s once it wins a run on its merits),
+and never sooner than 200 of its own run times after the last (so probes cost at most half a
+percent of a core). Without them, a fast device listed second, or one whose first runs were
+slow, could be turned away for good.
 
 The core rule counts cores, not the interpreter lock: two Python plugins of one process
 (NUMPY and TEMPLATE) also share that, so a "free" core is less free than it looks.
@@ -65,6 +66,7 @@ def prefers(other: Lane, lane: Lane, order: Sequence[Lane], now: float) -> bool:
 
 PROBE_FIRST_S = 1.0
 PROBE_MAX_S = 60.0
+PROBE_COST = 200.0  # probes at most 1/200 of a core's time: at least 200 run times apart
 
 
 def worth(lane: Lane, usable: Sequence[Lane], order: Sequence[Lane], ahead: int,
@@ -81,7 +83,7 @@ def worth(lane: Lane, usable: Sequence[Lane], order: Sequence[Lane], ahead: int,
     if lane.seconds <= 0.0:
         return lane.busy == 0  # a probe, one at a time: its warm-up, then its first timed run
     if now >= lane.probe_at:
-        lane.probe_at = now + lane.probe_every
+        lane.probe_at = now + max(lane.probe_every, PROBE_COST * lane.seconds)
         lane.probe_every = min(PROBE_MAX_S, 2.0 * lane.probe_every)
         return True
     return False
