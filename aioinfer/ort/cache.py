@@ -11,9 +11,12 @@ entry an older tree wrote). An entry is::
 
 with the header holding the key, the version, the device and config compiled for, and the
 blob's size and CRC-32. The blob is the device's own ``export_model`` bytes (data only: no
-pickle or other code-executing format), read into an aligned buffer and handed to the device's
-``import_model``, which for NUMPY makes its arrays views of it (:mod:`aioinfer.plugins.numpy.
-export`): a warm load is one read, one checksum and no graph work.
+pickle or other code-executing format), mapped copy-on-write (page-aligned, the blob 64-aligned
+in it) and handed to the device's ``import_model``, which for NUMPY makes its arrays views of
+the mapped pages (:mod:`aioinfer.plugins.numpy.export`): a warm load reads no model, runs one
+checksum (the device's own where its import checks one, else this header's) and no graph work.
+The mapping assumes what this module guarantees: entries are replaced by rename, never
+rewritten in place (a file truncated in place under a live session would fault its reads).
 
 Never trusted: a missing, truncated, corrupt or half-written entry, or one whose key, version or
 checksum does not match, is ignored with a warning and rebuilt. Entries are written to a
@@ -21,9 +24,11 @@ temporary file beside them and renamed into place (``os.replace``, atomic), so p
 compiling one model into one folder at once each read either nothing or a whole entry. A
 folder that cannot be written (read-only, full) costs a warning; the model still compiles.
 
-A device that cannot export (``NotSupportedError``) keeps no entry here; if it has a
-``CACHE_DIR`` property (the OpenVINO engine behind ``CPU``), the directory is passed to it and
-the engine caches natively (see :func:`aioinfer.ort.build.compile_for`).
+An entry is imported on the device that compiled it (``CPU`` compiles on the proxy's primary,
+OPENVINO, which exports OpenVINO's blob). A device that cannot export (``NotSupportedError``:
+HETERO, MULTI, ...) keeps no entry here; one that cannot export but has a ``CACHE_DIR``
+property gets the directory and caches natively (:func:`exports`,
+:func:`aioinfer.ort.build.compile_for`).
 """
 
 from __future__ import annotations
@@ -41,7 +46,6 @@ import zlib
 from collections.abc import Iterator, Sequence
 from typing import TYPE_CHECKING, Any
 
-import numpy as np
 import onnx
 
 from ..errors import AioInferError, NotSupportedError
@@ -107,29 +111,6 @@ def cache_key(source: Any, choices: Sequence[ProviderChoice], options: SessionOp
     }
     text = json.dumps(_plain(parts), sort_keys=True).encode()
     return hashlib.blake2b(text, digest_size=20).hexdigest()
-
-
-def aligned_buffer(size: int) -> np.ndarray:
-    """``size`` bytes (uint8) starting on a 64-byte boundary, as NumPy would allocate them."""
-    room = np.empty(size + _ALIGN, np.uint8)
-    skip = -room.ctypes.data % _ALIGN
-    return room[skip:skip + size]
-
-
-def read_into(f: Any, size: int, what: str) -> np.ndarray:
-    """Exactly ``size`` more bytes of ``f`` in an aligned, writable buffer; ``ValueError`` if
-    the file ends first or holds more."""
-    buffer = aligned_buffer(size)
-    view = memoryview(buffer.data)
-    done = 0
-    while done < size:
-        n = f.readinto(view[done:])
-        if not n:
-            raise ValueError(f"truncated {what} ({done} of {size} bytes)")
-        done += n
-    if f.read(1):
-        raise ValueError(f"{what} longer than its header says ({size} bytes)")
-    return buffer
 
 
 def map_blob(f: Any, size: int) -> memoryview:
@@ -357,20 +338,6 @@ def read_header(f: Any, key: str) -> dict[str, Any]:
     if not isinstance(size, int) or size < 0:
         raise ValueError("corrupt header (blob size)")
     return header
-
-
-def decode(data: bytes, key: str) -> tuple[dict[str, Any], bytes]:
-    """Header and blob of a whole entry in memory; ``ValueError`` saying what is wrong."""
-    import io
-
-    f = io.BytesIO(data)
-    header = read_header(f, key)
-    blob = f.read()
-    if len(blob) != header["blob_size"]:
-        raise ValueError(f"truncated blob ({len(blob)} of {header['blob_size']} bytes)")
-    if checksum(blob) != header.get("blob_crc32"):
-        raise ValueError("blob checksum mismatch (corrupt)")
-    return header, blob
 
 
 def entry_for(directory: str, source: Any, choices: Sequence[ProviderChoice],
