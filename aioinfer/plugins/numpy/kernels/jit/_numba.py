@@ -7,6 +7,16 @@ bit-identical run after run). The cache of *these* kernels goes to ``$AIOINFER_C
 (default ``$XDG_CACHE_HOME/aioinfer/numba``, i.e. ``~/.cache/aioinfer/numba``), never into
 site-packages; a ``NUMBA_CACHE_DIR`` set by the user wins, and other numba code is unaffected.
 A cached kernel is reused only while every source file of ``kernels/`` is unchanged.
+
+Writing kernels that vectorise (measured on the depthwise convolution, 3x faster at 7x7):
+
+* no slices in hot loops: each view increments and decrements its parent's reference count
+  (atomics), two per view; index the array itself;
+* computed indices as unsigned (``np.uint64``): numba wraps a signed index that may be
+  negative, a select per load that keeps LLVM from vectorising (``range`` counters are fine);
+* no branch on a runtime code (the activation) inside a loop nest: LLVM does not unswitch it
+  and the loop stays scalar; write one loop per case (``conv.act_inplace``);
+* literal strides (``2 * j``, not ``s * j``) where a copy gathers.
 """
 
 from __future__ import annotations

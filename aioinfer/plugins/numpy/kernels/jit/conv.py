@@ -236,10 +236,12 @@ _NO_Z: dict[np.dtype, np.ndarray] = {}
 
 
 def _empty(dtype: np.dtype, ndim: int) -> np.ndarray:
+    """An empty read-only array (an absent bias or residual): read-only as every input-only
+    kernel argument (``ro``), or a run would compile a second signature."""
     key = (np.dtype(dtype), ndim)
     a = _NO_Z.get(key)
     if a is None:
-        a = _NO_Z.setdefault(key, np.empty((0,) * ndim, dtype=dtype))
+        a = _NO_Z.setdefault(key, ro(np.empty((0,) * ndim, dtype=dtype)))
     return a
 
 
