@@ -27,8 +27,9 @@ previous engine's spinning threads have gone back to sleep), medians over rounds
 
 Event-loop lag while OPENVINO streams run is ``loop_lag.py --device OPENVINO``.
 
-The modes run in turn, in reversed order every other round; ratios are aioinfer / native per
-round (measured seconds apart), and their median and range (the noise) are reported.
+The modes run in turn, rotated each round and reversed every other round; ratios are
+aioinfer / native per round (measured seconds apart), and their median and range (the noise)
+are reported.
 
     python benchmarks/engines.py [--models resnet50 squeezenet bert] [--rounds 5]
                                  [--seconds 2] [--engines openvino ort cpu]
@@ -345,12 +346,13 @@ def bench(modes: dict[str, Measure], rounds: int, seconds: float) -> dict[str, l
     for measure in modes.values():  # warm up
         measure(min(seconds, 0.5))
     values: dict[str, list[float]] = {name: [] for name in modes}
-    order = list(modes.items())
-    for _ in range(rounds):
-        for name, measure in order:
+    items = list(modes.items())
+    for k in range(rounds):
+        # rotated and every other round reversed: no mode always follows the same neighbour
+        order = items[k % len(items):] + items[:k % len(items)]
+        for name, measure in (order if k % 2 == 0 else order[::-1]):
             time.sleep(SETTLE_S)
             values[name].append(measure(seconds))
-        order.reverse()  # no mode always runs right after the same neighbour
     return values
 
 
