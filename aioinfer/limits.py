@@ -158,8 +158,9 @@ def _tile(args: Sequence[Any], attrs: Mapping[str, Any]) -> tuple[int, int] | No
     if repeats is None or not hasattr(args[0], "shape"):
         return None
     dims = list(np.shape(args[0]))
-    if len(repeats) != len(dims):
-        return None
+    rank = max(len(dims), len(repeats))  # a length mismatch is invalid ONNX, but np.tile
+    dims = [1] * (rank - len(dims)) + dims  # pads the shorter one with ones and allocates
+    repeats = [1] * (rank - len(repeats)) + repeats
     return _prod(d * r for d, r in zip(dims, repeats, strict=True)), _itemsize(args[0])
 
 
@@ -229,6 +230,26 @@ def _gather(args: Sequence[Any], attrs: Mapping[str, Any]) -> tuple[int, int] | 
     return rest * int(np.size(args[1])), _itemsize(args[0])
 
 
+def _windowed(args: Sequence[Any], attrs: Mapping[str, Any]) -> tuple[int, int] | None:
+    """Conv and pooling: the padded input an implementation may build, times the larger of
+    the input and output channel counts (an upper bound of the output too)."""
+    if not args or not hasattr(args[0], "shape") or np.ndim(args[0]) < 3:
+        return None
+    dims = list(np.shape(args[0]))
+    pads = _ints(attrs.get("pads")) or []
+    spatial = dims[2:]
+    if len(pads) == 2 * len(spatial):
+        spatial = [d + max(a, 0) + max(b, 0)
+                   for d, a, b in zip(spatial, pads[:len(spatial)], pads[len(spatial):],
+                                      strict=True)]
+    elif pads:  # a wrong count is invalid, but may still be read: bound it by the largest
+        spatial = [d + 2 * max(max(pads), 0) for d in spatial]
+    channels = dims[1]
+    if len(args) > 1 and hasattr(args[1], "shape") and np.ndim(args[1]):
+        channels = max(channels, int(np.shape(args[1])[0]))
+    return dims[0] * channels * _prod(spatial), _itemsize(args[0])
+
+
 def _multinomial(args: Sequence[Any], attrs: Mapping[str, Any]) -> tuple[int, int] | None:
     rows = np.shape(args[0])[0] if args and np.ndim(args[0]) else 1
     return int(rows) * max(int(attrs.get("sample_size", 1)), 0), 8
@@ -247,14 +268,26 @@ _IMPLIED: dict[str, Implied] = {
     "RandomUniform": _from_shape_attr,
     "Gather": _gather,
     "Multinomial": _multinomial,
+    "Conv": _windowed,
+    "MaxPool": _windowed,
+    "AveragePool": _windowed,
+    "LpPool": _windowed,
 }
+# NUMPY's fused operations (its "aioinfer" domain) that read their inputs the same way.
+_FUSED: dict[str, Implied] = {"FusedConv": _windowed}
+
+
+def _implied(op_type: str, domain: str) -> Implied | None:
+    if domain in ("", "ai.onnx"):
+        return _IMPLIED.get(op_type)
+    return _FUSED.get(op_type) if domain == "aioinfer" else None
 
 
 def check_node(op_type: str, args: Sequence[Any], attrs: Mapping[str, Any], *, node: str,
                device: str | None = None, domain: str = "") -> None:
     """Check the output that node ``node`` (``op_type``, reading ``args`` with attributes
     ``attrs``) would allocate against the cap; a no-op for operations not in the table."""
-    implied = _IMPLIED.get(op_type) if domain in ("", "ai.onnx") else None
+    implied = _implied(op_type, domain)
     if implied is None:
         return
     try:
@@ -272,9 +305,11 @@ class Guarded(functools.partial):
     op_type: str
     node: str
     device: str | None
+    domain: str
 
     def __call__(self, /, *args: Any, **kwargs: Any) -> Any:
-        check_node(self.op_type, args, self.keywords, node=self.node, device=self.device)
+        check_node(self.op_type, args, self.keywords, node=self.node, device=self.device,
+                   domain=self.domain)
         return super().__call__(*args, **kwargs)
 
 
@@ -282,11 +317,12 @@ def guard(fn: Callable[..., Any], op_type: str, node: str, device: str | None = 
           domain: str = "") -> Callable[..., Any]:
     """``fn`` (a kernel, its attributes bound as ``functools.partial`` keywords) checked
     against the cap if ``op_type`` allocates from values; ``fn`` itself otherwise."""
-    if domain not in ("", "ai.onnx") or op_type not in _IMPLIED:
+    if _implied(op_type, domain) is None:
         return fn
     if isinstance(fn, functools.partial):
         wrapped = Guarded(fn.func, *fn.args, **fn.keywords)
     else:
         wrapped = Guarded(fn)
     wrapped.op_type, wrapped.node, wrapped.device = op_type, node, device
+    wrapped.domain = domain
     return wrapped

@@ -153,10 +153,11 @@ def _fuse_one(ir: GraphIR, uses, node: onnx.NodeProto) -> onnx.NodeProto | None:
         inputs = _merge_bias(ir, node, inputs, bias)
     if residual is not None or node.op_type == "Conv":
         inputs = (inputs + [""] * 3)[:3] + [residual or ""]
-    attrs = {a.name: helper.get_attribute_value(a) for a in node.attribute}
-    attrs.update(extra)
     fused = helper.make_node(_FUSED[node.op_type], inputs, [chain.tail],
-                             name=node.name or chain.tail, domain=FUSED_DOMAIN, **attrs)
+                             name=node.name or chain.tail, domain=FUSED_DOMAIN, **extra)
+    # the node's own attributes copied as they are (decoded and re-made, an empty ``pads``
+    # list has no type make_attribute can infer)
+    fused.attribute.extend(a for a in node.attribute if a.name not in extra)
     last = chain.absorbed[-1] if chain.absorbed else node
     index = next(i for i, n in enumerate(ir.nodes) if n is last)
     ir.nodes[index] = fused  # the last link's place: every input is defined before it
