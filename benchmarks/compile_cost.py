@@ -2,7 +2,8 @@
 and onnxruntime, each in a fresh process (import, compile, first and steady inference, peak RSS).
 
 Every case runs in a child process of its own, so imports (numba's ~0.2 s) and peak RSS are
-its own; "cold" points the compiled tier's cache (``AIOINFER_CACHE_DIR``) at an empty folder,
+its own (the input comes from a file: onnxruntime's child never imports aioinfer); "cold"
+points the compiled tier's cache (``AIOINFER_CACHE_DIR``) at an empty folder,
 "warm" runs again on the folder cold filled. Cases alternate over ``--repeat`` rounds and
 medians are reported.
 
@@ -19,6 +20,10 @@ import statistics
 import subprocess
 import sys
 import tempfile
+from typing import Any
+
+import numpy as np
+import onnx
 
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))  # run from a checkout
 sys.path.insert(0, str(pathlib.Path(__file__).resolve().parent))
@@ -28,19 +33,35 @@ CASES = ["numpy-jit-cold", "numpy-jit-warm", "numpy-nojit", "onnxruntime"]
 CHILD = r"""
 import json, resource, sys, time
 t0 = time.perf_counter()
-path, case = sys.argv[1], sys.argv[2]
-import numpy as np, onnx
-from aioinfer import models
-feeds = models.example_inputs(onnx.load(path))
-t_import = time.perf_counter()
+
+
+def peak_mb():
+    # VmHWM: this process's own peak (ru_maxrss keeps the forking parent's across exec)
+    try:
+        with open("/proc/self/status") as status:
+            for line in status:
+                if line.startswith("VmHWM:"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+
+
+
+path, case, inputs = sys.argv[1], sys.argv[2], sys.argv[3]
+import numpy as np
+with np.load(inputs) as saved:  # made by the parent: onnxruntime's child never imports aioinfer
+    feeds = {name: saved[name] for name in saved.files}
 if case == "onnxruntime":
     import onnxruntime as ort
+    t_import = time.perf_counter()
     options = ort.SessionOptions()
     options.intra_op_num_threads = 2
     session = ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
     run = lambda: session.run(None, feeds)
 else:
     import aioinfer
+    t_import = time.perf_counter()
     compiled = aioinfer.Core().compile_model(path, "NUMPY", {
         "PERFORMANCE_HINT": "LATENCY", "ENABLE_JIT": case != "numpy-nojit"})
     request = compiled.create_infer_request()
@@ -54,17 +75,19 @@ for _ in range(10):
 steady.sort()
 print(json.dumps({"import_s": t_import - t0, "compile_s": t_compiled - t_import,
                   "first_s": t_first - t_compiled, "steady_s": steady[len(steady) // 2],
-                  "rss_mb": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024}))
+                  "rss_mb": peak_mb()}))
 """
 
 
 def child(path: pathlib.Path, case: str, cache: pathlib.Path) -> dict[str, float]:
+    """One case in a fresh process: its timings and peak RSS."""
     env = dict(os.environ, AIOINFER_CACHE_DIR=str(cache))
     env.pop("NUMBA_CACHE_DIR", None)
     env["PYTHONPATH"] = os.pathsep.join([str(pathlib.Path(__file__).resolve().parents[1]),
                                          env.get("PYTHONPATH", "")])
-    out = subprocess.run([sys.executable, "-c", CHILD, str(path), case], env=env, check=True,
-                         capture_output=True, text=True).stdout
+    inputs = path.with_suffix(".npz")
+    out = subprocess.run([sys.executable, "-c", CHILD, str(path), case, str(inputs)], env=env,
+                         check=True, capture_output=True, text=True).stdout
     result: dict[str, float] = json.loads(out.strip().splitlines()[-1])
     return result
 
@@ -79,6 +102,11 @@ def main() -> None:
     with tempfile.TemporaryDirectory() as folder:
         root = pathlib.Path(folder)
         paths = compare.build_models(args.models, root)
+        from aioinfer import models
+
+        for path in paths.values():
+            feeds: dict[str, Any] = models.example_inputs(onnx.load(str(path)))
+            np.savez(path.with_suffix(".npz"), **feeds)
         print("| model | case | import s | compile s | first infer ms | steady ms | first/steady |"
               " peak RSS MB |\n|---|---|---|---|---|---|---|---|")
         for name in args.models:
