@@ -154,7 +154,8 @@ def _fuse_one(ir: GraphIR, uses, node: onnx.NodeProto) -> onnx.NodeProto | None:
     if residual is not None or node.op_type == "Conv":
         inputs = (inputs + [""] * 3)[:3] + [residual or ""]
     fused = helper.make_node(_FUSED[node.op_type], inputs, [chain.tail],
-                             name=node.name or chain.tail, domain=FUSED_DOMAIN, **extra)
+                             name=node.name or chain.tail, domain=FUSED_DOMAIN)
+    fused.attribute.extend(helper.make_attribute(k, v) for k, v in extra.items())
     # the node's own attributes copied as they are (decoded and re-made, an empty ``pads``
     # list has no type make_attribute can infer)
     fused.attribute.extend(a for a in node.attribute if a.name not in extra)
