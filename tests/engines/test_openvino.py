@@ -248,3 +248,25 @@ def test_no_thread_waits_per_request(core: aioinfer.Core) -> None:
     # The host workers that check inputs (4) and the failure watch, not one per request.
     assert peak[0] <= 6, peak[0]
     compiled.release()
+
+
+def test_the_exit_guard_holds_nothing_after_runs(core: aioinfer.Core) -> None:
+    """Every inference leaves the exit guard (one that did not would hold up the exit)."""
+    from aioinfer.plugins.engine_exit import GUARD
+
+    request = core.compile_model(reshape_model(), "OPENVINO").create_infer_request()
+    bad = {"x": np.ones(6, np.float32), "shape": np.array([4, 4], np.int64)}
+    good = {"x": np.ones(6, np.float32), "shape": np.array([2, 3], np.int64)}
+
+    async def runs() -> None:
+        for feeds in (good, bad, good):
+            try:
+                await request.infer_async(feeds)
+            except InferenceError:
+                pass
+
+    anyio.run(runs)
+    with pytest.raises(InferenceError):
+        request.infer(bad)
+    request.infer(good)
+    assert GUARD.inside == 0 and not GUARD.closing
