@@ -147,6 +147,32 @@ def test_prepared_pointwise_conv_is_the_generic_compiled_path(group: int, act: s
                                                    epilogue=jconv.Epilogue))
 
 
+@needs_numba
+@pytest.mark.parametrize("kernel,stride,pads,act,residual", [
+    (3, 2, [1, 1, 1, 1], "Clip", False), (3, 1, [1, 1, 1, 1], "Relu", True),
+    (7, 2, [3, 3, 3, 3], "", False), (3, 3, [0, 1, 2, 0], "LeakyRelu", True),
+    (5, 2, [2, 1, 0, 2], "Relu", False)])
+def test_windowed_conv_from_im2col_is_the_generic_compiled_path(
+        kernel: int, stride: int, pads: list, act: str, residual: bool) -> None:
+    """A single image's windowed conv gathered by the compiled im2col (no padded copy) gives
+    the generic compiled path's bytes, odd strides, asymmetric pads and edges included."""
+    from aioinfer.plugins.numpy.kernels import fused
+    from aioinfer.plugins.numpy.kernels.jit import conv as jconv
+
+    kw = dict(kernel_shape=[kernel, kernel], strides=[stride, stride], pads=pads,
+              activation=act, activation_alpha=0.1, clip_min=0.0, clip_max=6.0)
+    x, w, b = rand(1, 3, 23, 21), rand(8, 3, kernel, kernel, scale=0.3), rand(8)
+    want = fused.fused_conv(x, w, b, None, **kw, epilogue=jconv.Epilogue)
+    z = rand(*want.shape) if residual else None
+    if z is not None:
+        want = fused.fused_conv(x, w, b, z, **kw, epilogue=jconv.Epilogue)
+    steps: dict = {}
+    for _ in range(2):
+        got = jconv.fused_conv(x, w, b, z, **kw, _steps=steps)
+        assert got.shape == want.shape and np.array_equal(got, want)
+    assert any(isinstance(e[2], jconv._Windowed) for e in steps.values())
+
+
 def test_conv_into_a_concat_buffer() -> None:
     """A depthwise conv writing its channels of a Concat's buffer (concat_in_place)."""
     x, w, b = rand(1, 4, 6, 6), rand(4, 1, 3, 3), rand(4)

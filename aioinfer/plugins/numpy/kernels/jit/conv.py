@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+from collections.abc import Callable
 from typing import Any
 
 import numpy as np
@@ -192,6 +193,48 @@ def act_inplace(v, at, count, code, alpha, lo, hi):
 
 
 @njit
+def im2col(x, cols, kh_n, kw_n, s, ph, pw, ow_n, r0, r1):
+    """``cols[(c * KH + i) * KW + j, (oh - r0) * OW + ow] = x[0, c, oh s + i - ph, ow s + j - pw]``
+    (zero outside the image) for output rows ``r0 <= oh < r1``: the im2col matrix of those
+    rows, straight from ``x`` (1, C, H, W), without a padded copy first."""
+    _, channels, height, width = x.shape
+    run = (r1 - r0) * ow_n
+    zero = cols.dtype.type(0)
+    for c in range(channels):
+        uc = U(c)
+        for i in range(kh_n):
+            for j in range(kw_n):
+                row = U((c * kh_n + i) * kw_n + j)
+                # valid output columns: 0 <= ow s + j - pw < width
+                lo_w = 0 if j >= pw else (pw - j + s - 1) // s
+                hi_w = min(ow_n, (width - 1 + pw - j) // s + 1)
+                hi_w = max(hi_w, lo_w)
+                for oh in range(r0, r1):
+                    at = U((oh - r0) * ow_n)
+                    ih = oh * s + i - ph
+                    if ih < 0 or ih >= height:
+                        for ow in range(ow_n):
+                            cols[row, at + U(ow)] = zero
+                        continue
+                    uh = U(ih)
+                    for ow in range(lo_w):
+                        cols[row, at + U(ow)] = zero
+                    first = U(lo_w * s + j - pw)
+                    if s == 1:  # literal strides: LLVM vectorises those copies
+                        for k in range(hi_w - lo_w):
+                            cols[row, at + U(lo_w + k)] = x[0, uc, uh, first + U(k)]
+                    elif s == 2:
+                        for k in range(hi_w - lo_w):
+                            cols[row, at + U(lo_w + k)] = x[0, uc, uh, first + U(2 * k)]
+                    else:
+                        for k in range(hi_w - lo_w):
+                            cols[row, at + U(lo_w + k)] = x[0, uc, uh, first + U(s * k)]
+                    for ow in range(hi_w, ow_n):
+                        cols[row, at + U(ow)] = zero
+    return run
+
+
+@njit
 def epilogue(y, b, z, g0, g1, m0, m1, p0, p1, code, alpha, lo,
              hi):
     """In place on the block ``y[:, g0:g1, m0:m1, p0:p1]`` of the C-contiguous (N, G, Mg, P)
@@ -370,6 +413,73 @@ def depthwise(x, w, b, z, act, code, prep: _Depthwise,
 
 
 @dataclasses.dataclass(frozen=True)
+class _Windowed:
+    """A single-image, ungrouped 2-D convolution with a window (the stems, SqueezeNet's 3x3
+    expands) prepared for one input shape: the im2col rows gathered by ``im2col`` straight
+    from ``x`` (conv_fast pads a copy, then gathers from a window view of it), then the
+    product and the compiled epilogue per block of output rows, as ``conv_fast`` cuts them."""
+
+    w: np.ndarray
+    b: np.ndarray | None
+    w2: np.ndarray  # (M, C KH KW) read-only
+    bias: np.ndarray  # (1, M), or (0, 0): no bias
+    kernel: tuple[int, int]
+    stride: int
+    begin: tuple[int, int]
+    out: tuple[int, int]
+    work: float
+
+
+def _prepare_windowed(x, w, b, group, auto_pad, pads, strides, dilations) -> _Windowed | None:
+    """The prepared windowed convolution of ``x``'s shape, or ``None`` when conv_fast's row
+    path is not the one it would take (or the case is not covered here)."""
+    if (x.ndim != 4 or x.shape[0] != 1 or group != 1 or x.dtype not in _FLOATS
+            or w.dtype != x.dtype or w.ndim != 4 or w.shape[1] != x.shape[1]
+            or (b is not None and (b.dtype != x.dtype or b.size != w.shape[0]))):
+        return None
+    kernel = w.shape[2:]
+    strides, dilations, pads = spatial_defaults(2, strides, dilations, pads)
+    if (any(d != 1 for d in dilations) or strides[0] != strides[1]
+            or not any(k > 1 for k in kernel)):
+        return None
+    begin, end = resolve_pads(auto_pad, x.shape[2:], kernel, strides, dilations, pads)
+    out = [out_size(*a) for a in zip(x.shape[2:], kernel, strides, dilations, begin, end,
+                                       strict=True)]
+    c, m = x.shape[1], w.shape[0]
+    positions = out[0] * out[1]
+    if (min(out) < 1 or out[0] < 2 or positions < m or min(begin) < 0 or min(end) < 0
+            or (strides[0] == 1 and c >= conv_fast._SHIFTED_MIN_C
+                and m <= conv_fast._SHIFTED_MAX_M)):
+        return None  # conv_fast's shifted-rows path, or negative pads: not taken here
+    taps = c * kernel[0] * kernel[1]
+    bias = _empty(x.dtype, 2) if b is None else ro(np.ascontiguousarray(b.reshape(1, m)))
+    work = float(m) * taps * positions + conv_fast._GATHER_COST * taps * positions
+    return _Windowed(w, b, ro(np.ascontiguousarray(w.reshape(m, taps))), bias,
+                     (int(kernel[0]), int(kernel[1])), int(strides[0]),
+                     (int(begin[0]), int(begin[1])), (int(out[0]), int(out[1])), work)
+
+
+def windowed(x, z, code, prep: _Windowed) -> np.ndarray:
+    """``act(conv(x) + b + z)`` of a C-contiguous single image as ``prep`` prepared it."""
+    m, taps = prep.w2.shape
+    oh, ow = prep.out
+    y = np.empty((1, 1, m, oh * ow), dtype=x.dtype)
+    zz = _empty(x.dtype, 4) if z is None else ro(z.reshape(1, 1, m, oh * ow))
+    xs = ro(x)
+    w2, bias = prep.w2, prep.bias
+    (kh, kw), s, (ph, pw) = prep.kernel, prep.stride, prep.begin
+
+    def rows(lo: int, hi: int) -> None:
+        cols = np.empty((taps, (hi - lo) * ow), dtype=x.dtype)
+        im2col(xs, cols, kh, kw, s, ph, pw, ow, lo, hi)
+        np.matmul(w2, cols, out=y[0, 0, :, lo * ow : hi * ow])
+        epilogue(y, bias, zz, 0, 1, 0, m, lo * ow, hi * ow, *code)
+
+    run_blocks(rows, oh, prep.work)
+    return y.reshape(1, m, oh, ow)
+
+
+@dataclasses.dataclass(frozen=True)
 class _Pointwise:
     """A 1x1, stride-1, unpadded convolution prepared for one input shape and dtype: the
     grouped product ``W (G, Mg, Cg) @ x (N, G, Cg, P)`` and its compiled epilogue, as
@@ -426,28 +536,36 @@ def pointwise(x, z, code, prep: _Pointwise) -> np.ndarray:
     return y.reshape(prep.full)
 
 
+def _kept(steps: dict | None, key: tuple, w, b, make: Callable[[], Any]) -> Any:
+    """What ``make()`` prepares for this step's ``key`` (its input shape), kept in the step's
+    ``steps`` while the weight and bias are the same objects; ``None`` (not taken) is kept
+    too, so a convolution no compiled path takes pays one lookup."""
+    entry = None if steps is None else steps.get(key)
+    if entry is None or entry[0] is not w or entry[1] is not b:
+        entry = (w, b, make())
+        if steps is not None:
+            if len(steps) >= 16:
+                steps.clear()
+            steps[key] = entry
+    return entry[2]
+
+
 def fused_conv(x, w, b=None, z=None, into=None, *, auto_pad="NOTSET", dilations=None, group=1,
                kernel_shape=None, pads=None, strides=None, activation="",
                activation_alpha=0.01, clip_min=-np.inf, clip_max=np.inf, shuffle=None,
                into_start=0, _steps=None):
-    """``fused.fused_conv`` with compiled depthwise convolutions and epilogues. ``_steps``
-    (bound per plan step, see ``PER_STEP``) keeps each depthwise and pointwise step's
-    prepared operands per input shape: the generic path's set-up cost ~25 us a call, as much
-    as the whole product of a small 1x1 convolution."""
+    """``fused.fused_conv`` with compiled depthwise convolutions, single-image windowed and
+    1x1 convolutions and epilogues. ``_steps`` (bound per plan step, see ``PER_STEP``) keeps
+    each step's prepared operands per input shape: the generic path's set-up costs ~25 us a
+    call, as much as the whole product of a small 1x1 convolution."""
     xs = x
     groups = 0
     if shuffle:
         nb, groups, per, *rest = shuffle
         xs = x.reshape(nb, groups * per, *rest)
     if group > 1 and group == xs.shape[1]:
-        key = (xs.shape, xs.dtype)
-        prep = None if _steps is None else _steps.get(key)
-        if prep is None or prep.w is not w or prep.b is not b:
-            prep = _prepare(xs, w, b, auto_pad, pads, strides, dilations, groups)
-            if _steps is not None and prep is not None:
-                if len(_steps) >= 8:
-                    _steps.clear()
-                _steps[key] = prep
+        prep = _kept(_steps, ("depthwise", xs.shape, xs.dtype), w, b, lambda: _prepare(
+            xs, w, b, auto_pad, pads, strides, dilations, groups))
         if prep is not None:
             act = fused._activation(activation, activation_alpha, clip_min, clip_max)
             try:
@@ -456,24 +574,23 @@ def fused_conv(x, w, b=None, z=None, into=None, *, auto_pad="NOTSET", dilations=
                 code = None
             dest = None if into is None else into[:, into_start : into_start + w.shape[0]]
             return depthwise(xs, w, b, z, act, code, prep, dest)
-    elif not shuffle and into is None and x.flags.c_contiguous:
-        key = (x.shape, x.dtype)
-        point = None if _steps is None else _steps.get(key)
-        if point is None or point.w is not w or point.b is not b:
-            point = _prepare_pointwise(x, w, b, group, auto_pad, pads, strides, dilations)
-            if _steps is not None and point is not None:
-                if len(_steps) >= 8:
-                    _steps.clear()
-                _steps[key] = point
-        code = CODES.get(activation)
-        if (point is not None and code is not None
-                and (z is None or (z.shape == point.full and z.dtype == x.dtype
-                                   and z.flags.c_contiguous))):
-            if code == RELU:
-                run = (RELU, 0.0, 0.0, 0.0)
-            else:
-                run = (code, float(activation_alpha), float(clip_min), float(clip_max))
-            return pointwise(x, z, run, point)
+    elif not shuffle and into is None and x.flags.c_contiguous and activation in CODES:
+        code = CODES[activation]
+        run = ((RELU, 0.0, 0.0, 0.0) if code == RELU else
+               (code, float(activation_alpha), float(clip_min), float(clip_max)))
+        point = _kept(_steps, ("pointwise", x.shape, x.dtype), w, b, lambda: _prepare_pointwise(
+            x, w, b, group, auto_pad, pads, strides, dilations))
+        if point is not None:
+            if z is None or (z.shape == point.full and z.dtype == x.dtype
+                             and z.flags.c_contiguous):
+                return pointwise(x, z, run, point)
+        else:
+            win = _kept(_steps, ("windowed", x.shape, x.dtype), w, b, lambda: _prepare_windowed(
+                x, w, b, group, auto_pad, pads, strides, dilations))
+            if win is not None and (z is None or (
+                    z.shape == (1, w.shape[0], *win.out) and z.dtype == x.dtype
+                    and z.flags.c_contiguous)):
+                return windowed(x, z, run, win)
     return fused.fused_conv(x, w, b, z, into, auto_pad=auto_pad, dilations=dilations,
                             group=group, kernel_shape=kernel_shape, pads=pads, strides=strides,
                             activation=activation, activation_alpha=activation_alpha,
@@ -487,11 +604,15 @@ PER_STEP = frozenset({"fused_conv"})
 
 def warm(variant: str, keywords: dict[str, Any]) -> None:
     """Compile (or load from the cache) the float32 kernels a ``variant`` step with these
-    attributes can call: the depthwise kernel only for grouped convolutions."""
+    attributes can call: im2col for ungrouped windowed convolutions, the depthwise kernel
+    only for grouped ones."""
     y4 = np.zeros((1, 1, 1, 4), np.float32)
     epilogue(y4, ro(np.zeros((1, 1), np.float32)), ro(y4.copy()), 0, 1, 0, 1, 0, 4, RELU, 0.0,
              0.0, 0.0)
     if keywords.get("group", 1) == 1:
+        if any(k > 1 for k in keywords.get("kernel_shape") or (3,)):
+            im2col(ro(np.zeros((1, 1, 3, 3), np.float32)), np.empty((9, 9), np.float32), 3, 3,
+                   1, 1, 1, 3, 0, 3)
         return
     x = np.zeros((1, 1, 3, 3), np.float32)
     y = np.empty((1, 1, 3, 3), np.float32)
