@@ -223,6 +223,36 @@ def _dims_of(kind: onnx.TypeProto) -> Iterator[int]:
         yield from _dims_of(kind.map_type.value_type)
 
 
+_LIGHT_BYTES = 4096
+
+
+def _without_weights(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """``proto`` with every initializer over 4 KiB replaced by a graph input of its type and
+    shape. Type inference needs the weights' types, not their values (only small tensors such
+    as Reshape's shape are read as constants), and ``infer_shapes`` serialises the model twice:
+    on a 100 MB ResNet-50 that cost 0.3-0.6 s per read."""
+    if sum(t.ByteSize() for t in proto.graph.initializer) <= 1 << 20:
+        return proto
+    light = onnx.ModelProto(ir_version=proto.ir_version)
+    light.opset_import.extend(proto.opset_import)
+    light.functions.extend(proto.functions)
+    graph, source = light.graph, proto.graph
+    graph.name = source.name
+    graph.node.extend(source.node)
+    graph.input.extend(source.input)
+    graph.output.extend(source.output)
+    graph.value_info.extend(source.value_info)
+    graph.sparse_initializer.extend(source.sparse_initializer)
+    declared = {v.name for v in source.input}
+    for tensor in source.initializer:
+        if tensor.ByteSize() <= _LIGHT_BYTES:
+            graph.initializer.append(tensor)
+        elif tensor.name not in declared:
+            graph.input.append(onnx.helper.make_tensor_value_info(
+                tensor.name, tensor.data_type, list(tensor.dims)))
+    return light
+
+
 def check_types(proto: onnx.ModelProto, path: str | None = None) -> None:
     """Raise :class:`InvalidModelError` when ONNX's type inference finds a value whose
     element type an operator does not accept (``uint8`` into Conv, a ``double`` trip count)
@@ -251,7 +281,8 @@ def check_types(proto: onnx.ModelProto, path: str | None = None) -> None:
                     f"value {info.name!r} of graph {graph.name!r} has a negative dimension "
                     f"{negative[0]}", path=path)
     try:
-        onnx.shape_inference.infer_shapes(proto, check_type=True, strict_mode=True)
+        onnx.shape_inference.infer_shapes(_without_weights(proto), check_type=True,
+                                          strict_mode=True)
     except (onnx.shape_inference.InferenceError, ValueError) as exc:
         text = str(exc)
         first = text.strip().splitlines()[0] if text.strip() else ""
