@@ -48,6 +48,12 @@ class SyncInferRequest(ABC):
     def stages(self) -> list[Stage]:
         """The pipeline of this request, in order. Called once per request."""
 
+    def entry_executor(self) -> Any:
+        """Where a run checks its inputs when its first stage's executor has no workers of
+        its own (a transfer, a sub-request): ``None`` means HOST. A composite request names
+        the executor its first work runs on, so that the check costs no extra hand-over."""
+        return None
+
     def profiling_info(self) -> list[dict[str, Any]]:
         """Per-node / per-stage timings of the last run (empty unless PERF_COUNT is on)."""
         return []

@@ -26,7 +26,7 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from ..errors import RequestCancelledError
-from .executors import HOST
+from .executors import ANY_LANE, HOST, worker_lane
 
 if TYPE_CHECKING:
     from .request import InferRequest
@@ -85,9 +85,15 @@ class PipelineRun:
         worker when the run has ended."""
         self.notify = notify
         first = self.graph.entry
+        executor = first if first is not None else HOST
+        if executor.lane is ANY_LANE:
+            lane = worker_lane()
+            if lane is not None:  # started by a stage of another run on a worker of ours
+                self.execute(-1, lane)
+                return
         try:
             # The prepare step needs a thread of ours: the first stage's worker, else HOST's.
-            (first if first is not None else HOST).submit(self, -1)
+            executor.submit(self, -1)
         except BaseException:
             self.notify = None
             raise
@@ -175,7 +181,8 @@ class ChainRun(PipelineRun):
                 self.request._prepare(self.inputs)
                 self.inputs = None
                 index = 0
-                if stages[0].executor.lane is not lane or lane is None:
+                first = stages[0].executor.lane
+                if lane is None or (first is not lane and first is not ANY_LANE):
                     _running.run = None
                     stages[0].executor.submit(self, 0)
                     return
@@ -191,7 +198,7 @@ class ChainRun(PipelineRun):
                     self.results = self.request._finish()
                     break
                 following = stages[index].executor
-                if following.lane is not lane or lane is None:
+                if lane is None or (following.lane is not lane and following.lane is not ANY_LANE):
                     _running.run = None
                     following.submit(self, index)
                     return
@@ -289,7 +296,8 @@ class GraphRun(PipelineRun):
         stages = graph.stages
         for s in ready:
             executor = stages[s].executor
-            if inline < 0 and lane is not None and executor.lane is lane:
+            if inline < 0 and lane is not None and (executor.lane is lane
+                                                     or executor.lane is ANY_LANE):
                 inline = s
                 continue
             try:

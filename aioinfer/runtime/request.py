@@ -55,7 +55,7 @@ class InferRequest:
 
     @_stages.setter
     def _stages(self, stages: list[Stage]) -> None:
-        self._graph = StageGraph(stages)
+        self._graph = StageGraph(stages, self._sync.entry_executor())
 
     @property
     def stage_graph(self) -> StageGraph:

@@ -64,7 +64,7 @@ class StageGraph:
 
     __slots__ = ("stages", "preds", "succs", "npred", "roots", "linear", "entry")
 
-    def __init__(self, stages: Sequence[Stage]) -> None:
+    def __init__(self, stages: Sequence[Stage], entry: StageExecutor | None = None) -> None:
         from ..errors import RequestError
 
         if not stages:
@@ -96,8 +96,9 @@ class StageGraph:
         self.roots = tuple(k for k, p in enumerate(preds) if not p)
         self.linear = all(p == ((k - 1,) if k else ()) for k, p in enumerate(preds))
         first = stages[self.roots[0]].executor
-        # Where a run checks its inputs: the first stage's workers (None: it has none).
-        self.entry: StageExecutor | None = first if first.lane is not None else None
+        # Where a run checks its inputs: the first stage's workers, else ``entry`` (None:
+        # HOST's).
+        self.entry: StageExecutor | None = first if first.lane is not None else entry
 
     def __len__(self) -> int:
         return len(self.stages)

@@ -52,6 +52,12 @@ class HeteroInferRequest(SyncInferRequest):
         super().__init__(compiled)
         self.subrequests: list[InferRequest] = [c.create_infer_request() for c in compiled.compiled]
 
+    def entry_executor(self) -> Any:
+        """The first subgraph's device workers: the input check runs where that subgraph's
+        sub-request then starts, instead of on a HOST thread between the loop and them."""
+        executor = getattr(self.compiled.compiled[0], "executor", None)
+        return executor if getattr(executor, "lane", None) is not None else None
+
     def stages(self) -> list[Stage]:
         cut = self.compiled.partition
         # The subgraphs' own plugins (a compiled model keeps its plugin; the Core may be gone),
