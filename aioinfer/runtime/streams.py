@@ -77,35 +77,51 @@ class DataTransfer(Protocol):
 
 
 class HostNotification:
-    """A notification of a host stream: host work is done when it is queued."""
+    """A notification of a host stream: host work is done when it is queued.
 
-    __slots__ = ("_event", "_callbacks", "_lock")
+    One is made per subgraph and request in a HETERO pipeline, so it is a flag under a lock;
+    a ``threading.Event`` (a Condition and a second lock, ~25 us made and set) is created only
+    for a host thread that really waits."""
+
+    __slots__ = ("_fired", "_callbacks", "_lock", "_waiter")
 
     def __init__(self) -> None:
-        self._event = threading.Event()
-        self._callbacks: list[Callable[[], None]] = []
+        self._fired = False
+        self._callbacks: list[Callable[[], None]] | None = None
         self._lock = threading.Lock()
+        self._waiter: threading.Event | None = None
 
     @property
     def fired(self) -> bool:
-        return self._event.is_set()
+        return self._fired
 
     def activate(self) -> None:
         with self._lock:
-            self._event.set()
-            callbacks, self._callbacks = self._callbacks, []
-        for callback in callbacks:
+            self._fired = True
+            callbacks, self._callbacks = self._callbacks, None
+            waiter = self._waiter
+        if waiter is not None:
+            waiter.set()
+        for callback in callbacks or ():
             callback()
 
     def wait_on_device(self, stream: SyncStream) -> None:
         pass  # host streams run in order on the host: nothing to wait for on a device
 
     def wait_on_host(self) -> None:
-        self._event.wait()
+        with self._lock:
+            if self._fired:
+                return
+            if self._waiter is None:
+                self._waiter = threading.Event()
+            waiter = self._waiter
+        waiter.wait()
 
     def add_done_callback(self, callback: Callable[[], None]) -> None:
         with self._lock:
-            if not self._event.is_set():
+            if not self._fired:
+                if self._callbacks is None:
+                    self._callbacks = []
                 self._callbacks.append(callback)
                 return
         callback()
