@@ -68,3 +68,22 @@ def node_reads(node: onnx.NodeProto) -> list[str]:
         for sub in subgraphs(attribute):
             reads.extend(graph_free_names(sub))
     return reads
+
+
+def model_interface(proto: onnx.ModelProto) -> onnx.ModelProto:
+    """``proto`` without nodes and weights: what an imported static model needs to describe
+    itself (name, inputs, outputs, opsets, metadata)."""
+    out = onnx.ModelProto()
+    for name in ("ir_version", "producer_name", "producer_version", "domain", "model_version",
+                 "doc_string"):
+        setattr(out, name, getattr(proto, name))
+    out.opset_import.extend(proto.opset_import)
+    out.metadata_props.extend(proto.metadata_props)
+    graph = proto.graph
+    weights = {t.name for t in graph.initializer} | {s.values.name
+                                                      for s in graph.sparse_initializer}
+    out.graph.name = graph.name
+    out.graph.doc_string = graph.doc_string
+    out.graph.input.extend(i for i in graph.input if i.name not in weights)
+    out.graph.output.extend(graph.output)
+    return out

@@ -36,6 +36,7 @@ import numpy as np
 import onnx
 
 from ...errors import InvalidModelError, NotSupportedError
+from ...graph.ir import model_interface
 from ...graph.specialize import has_dynamic_inputs, with_input_shapes
 from ...model import Model, Port, load_model
 from .compiler import compile_graph
@@ -96,7 +97,7 @@ def export_model(compiled: Any) -> bytes:
                                 "no exportable plan", device=compiled.device)
     model: Model = compiled.model
     dynamic = has_dynamic_inputs(model.proto.graph)
-    onnx_bytes = (model.proto if dynamic else _interface(model.proto)).SerializeToString()
+    onnx_bytes = (model.proto if dynamic else model_interface(model.proto)).SerializeToString()
     writer = _Writer(compiled.plugin.kernels, snapshot, compiled.device)
     plan = writer.value(snapshot.plan)
     supported = compiled.properties.supported()
@@ -133,25 +134,6 @@ def export_model(compiled: Any) -> bytes:
     text = text.replace(_BLANK, f'"crc32": "{crc}"'.encode(), 1)
     out[len(MAGIC) + _LENGTH.size:head] = text
     return bytes(out)
-
-
-def _interface(proto: onnx.ModelProto) -> onnx.ModelProto:
-    """``proto`` without nodes and weights: what an imported static model needs to describe
-    itself (name, inputs, outputs, opsets, metadata)."""
-    out = onnx.ModelProto()
-    for name in ("ir_version", "producer_name", "producer_version", "domain", "model_version",
-                 "doc_string"):
-        setattr(out, name, getattr(proto, name))
-    out.opset_import.extend(proto.opset_import)
-    out.metadata_props.extend(proto.metadata_props)
-    graph = proto.graph
-    weights = {t.name for t in graph.initializer} | {s.values.name
-                                                      for s in graph.sparse_initializer}
-    out.graph.name = graph.name
-    out.graph.doc_string = graph.doc_string
-    out.graph.input.extend(i for i in graph.input if i.name not in weights)
-    out.graph.output.extend(graph.output)
-    return out
 
 
 def _json_config(config: Mapping[str, Any]) -> dict[str, Any]:

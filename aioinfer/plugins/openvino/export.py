@@ -26,6 +26,7 @@ import onnx
 
 from ... import properties as P
 from ...errors import InvalidModelError
+from ...graph.ir import model_interface
 from ...model import Model
 
 if TYPE_CHECKING:
@@ -36,21 +37,6 @@ MAGIC = b"AIOINFER-OVEXP01"
 _LENGTH = struct.Struct("<I")
 _ALIGN = 64
 _BLANK = b'"crc32": "--------"'
-
-
-def interface(proto: onnx.ModelProto) -> onnx.ModelProto:
-    """``proto`` without nodes and weights: its name, inputs, outputs, opsets, metadata."""
-    out = onnx.ModelProto()
-    for name in ("ir_version", "producer_name", "producer_version", "domain", "model_version",
-                 "doc_string"):
-        setattr(out, name, getattr(proto, name))
-    out.opset_import.extend(proto.opset_import)
-    out.metadata_props.extend(proto.metadata_props)
-    weights = {t.name for t in proto.graph.initializer}
-    out.graph.name = proto.graph.name
-    out.graph.input.extend(i for i in proto.graph.input if i.name not in weights)
-    out.graph.output.extend(proto.graph.output)
-    return out
 
 
 def _plain(config: Mapping[str, Any]) -> dict[str, Any]:
@@ -75,7 +61,7 @@ def export_model(compiled: OpenVinoCompiledModel) -> bytes:
                      if supported.get(k) == "RW" and k != P.CACHE_DIR})
     engine_blob = compiled.engine.export_model()
     engine_bytes = engine_blob.getvalue() if hasattr(engine_blob, "getvalue") else engine_blob
-    face = interface(compiled.model.proto).SerializeToString()
+    face = model_interface(compiled.model.proto).SerializeToString()
     header: dict[str, Any] = {"format": 1, "crc32": "--------", "openvino": ov.__version__,
                               "config": config,
                               "device_id": str(props.get(P.DEVICE_ID)),
