@@ -89,7 +89,11 @@ class PipelineRun:
         if executor.lane is ANY_LANE:
             lane = worker_lane()
             if lane is not None:  # started by a stage of another run on a worker of ours
-                self.execute(-1, lane)
+                outer = getattr(_running, "run", None)
+                try:
+                    self.execute(-1, lane)
+                finally:
+                    _running.run = outer  # that run's current_run() stays its own
                 return
         try:
             # The prepare step needs a thread of ours: the first stage's worker, else HOST's.
