@@ -20,7 +20,8 @@ import atexit
 import itertools
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 from ..errors import RequestError
 
@@ -55,6 +56,18 @@ class ExitGuard:
             if self._inside.pop(key, None) is not None and self.closing:
                 self._cond.notify_all()
 
+    @contextmanager
+    def calling(self) -> Iterator[None]:
+        """Count this thread while it is in an engine call that returns into Python (a
+        ``start_async``/``run_async`` that hands an inference over): the inference may be
+        cancelled and over while the thread is still inside the call (measured: OpenVINO's
+        ``start_async`` waiting for a stream), and it must be back before finalization."""
+        key = self.enter(_returns)
+        try:
+            yield
+        finally:
+            self.leave(key)
+
     @property
     def inside(self) -> int:
         return len(self._inside)
@@ -76,6 +89,11 @@ class ExitGuard:
         with self._cond:
             return self._cond.wait_for(lambda: not self._inside,
                                        max(0.0, deadline - time.monotonic()))
+
+
+def _returns(_timeout: float) -> bool:
+    """The thread in the call leaves the guard when the call returns."""
+    return False
 
 
 GUARD = ExitGuard()

@@ -125,8 +125,10 @@ class OrtCall:
         self._token = GUARD.enter(self._terminate)
         self._done = done
         try:
-            request.compiled.session.run_async(request.compiled.output_names, request.feeds(),
-                                               self._callback, None, self.options)
+            with GUARD.calling():
+                request.compiled.session.run_async(request.compiled.output_names,
+                                                   request.feeds(), self._callback, None,
+                                                   self.options)
         except BaseException:
             self._done = None
             GUARD.leave(self._token)
