@@ -167,9 +167,16 @@ def test_products_agree_whether_blas_or_the_split_threads_them(monkeypatch) -> N
 
 
 def _sleeper(per_index: float, per_block: float, seen: list[tuple[int, int]]):
+    """Work that cuts well (``per_index``: two blocks sleep at once) or badly (``per_block``
+    under one lock, as GIL-bound work would: two blocks cost twice one), so that either way
+    the better choice is twice as fast, whatever the host's load."""
+    serial = threading.Lock()
+
     def fn(lo: int, hi: int) -> None:
         seen.append((lo, hi))
-        time.sleep(per_index * (hi - lo) + per_block)
+        time.sleep(per_index * (hi - lo))
+        with serial:
+            time.sleep(per_block)
     return fn
 
 

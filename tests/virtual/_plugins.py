@@ -5,6 +5,7 @@ own Core)."""
 
 from __future__ import annotations
 
+import threading
 import time
 from collections.abc import Mapping
 from typing import Any
@@ -46,6 +47,8 @@ class _SlowRequest(NumpyInferRequest):
             compiled = self.compiled
             first = not getattr(compiled, "_warmed", False)
             compiled._warmed = True  # type: ignore[attr-defined]
+            if plugin.gate is not None:
+                plugin.gate.wait(10.0)
             time.sleep(plugin.first_delay if first and plugin.first_delay else plugin.run_delay)
             stage.fn()
 
@@ -59,10 +62,12 @@ class _SlowCompiled(NumpyCompiledModel):
 
 class SlowRunPlugin(NumpyPlugin):
     """NUMPY whose every run takes ``run_delay`` seconds more (the first run of each compiled
-    model ``first_delay``, if set: a warm-up)."""
+    model ``first_delay``, if set: a warm-up); with a ``gate``, every run first waits until
+    the gate is set (at most 10 s), so a test decides when the device frees up."""
 
     run_delay = 0.05
     first_delay = 0.0
+    gate: threading.Event | None = None
 
     def compile_model(self, model: Model, config: Mapping[str, Any]) -> NumpyCompiledModel:
         compiled = super().compile_model(model, config)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import threading
 import time
 
 import anyio
@@ -81,7 +82,9 @@ def test_runtime_fallback_retries_on_the_next_device() -> None:
 @pytest.mark.anyio
 async def test_model_priority_orders_who_gets_the_busy_device() -> None:
     core = aioinfer.Core()
-    core.register_plugin(SlowRunPlugin("SLOW"))
+    slow = SlowRunPlugin("SLOW")
+    slow.gate = threading.Event()  # closed: the first low run holds SLOW's one worker
+    core.register_plugin(slow)
     low = core.compile_model(add_relu_model(), "AUTO:SLOW", {"MODEL_PRIORITY": "LOW"})
     high = core.compile_model(add_relu_model(), "AUTO:SLOW", {"MODEL_PRIORITY": "HIGH"})
     order: list[str] = []
@@ -93,9 +96,11 @@ async def test_model_priority_orders_who_gets_the_busy_device() -> None:
     async with anyio.create_task_group() as tg:
         for k in range(4):
             tg.start_soon(one, low, "low", k)
-        await anyio.sleep(0.02)  # the first low run holds SLOW's one worker
+        await anyio.sleep(0.05)
         for k in range(2):
             tg.start_soon(one, high, "high", k)
+        await anyio.sleep(0.2)  # every run is queued (waiting longer changes nothing)
+        slow.gate.set()
     assert order[:3] == ["low", "high", "high"], order
 
 
