@@ -24,6 +24,7 @@ from collections.abc import Callable, Mapping
 from importlib.metadata import entry_points
 from typing import Any
 
+from . import compile_cache
 from . import properties as P
 from .devices import DeviceName, parse_device
 from .errors import DeviceNotFoundError, PluginLoadError
@@ -195,6 +196,10 @@ class Core:
     ) -> None:
         """Set properties of ``device`` (``set_property("NUMPY", {...})``)."""
         if isinstance(device, Mapping):
+            device = dict(device)
+            if P.CACHE_DIR in device:  # the Core's own (compile_cache), not the plugins'
+                self._core_properties[P.CACHE_DIR] = compile_cache.check_dir(
+                    device.pop(P.CACHE_DIR))
             shown, hidden = self._devices()
             for name in [*hidden, *shown]:  # a proxy's primary is also set through the proxy
                 plugin = self._plugin(name)
@@ -212,7 +217,14 @@ class Core:
     def compile_model(
         self, model: Any, device: str = "CPU", config: Mapping[str, Any] | None = None
     ) -> CompiledModel:
-        """Compile ``model`` (a :class:`Model`, path, bytes or ModelProto) for ``device``."""
+        """Compile ``model`` (a :class:`Model`, path, bytes or ModelProto) for ``device``.
+
+        With ``CACHE_DIR`` (in ``config``, or set with ``set_property({"CACHE_DIR": path})``)
+        the compile is kept on disk and a later one imports it (:mod:`aioinfer.compile_cache`);
+        the compiled model's read-only ``LOADED_FROM_CACHE`` says which happened."""
+        return compile_cache.compile_model(self, model, device, config)
+
+    def _compile(self, model: Any, device: str, config: Mapping[str, Any]) -> CompiledModel:
         if not isinstance(model, Model):
             model = self.read_model(model)
         plugin, merged = self._target(device, config)
@@ -299,7 +311,7 @@ class CoreView:
 
     def compile_model(self, model: Model, device: str,
                       config: Mapping[str, Any] | None = None) -> CompiledModel:
-        return self._get().compile_model(model, device, config)
+        return compile_cache.compile_model(self._get(), model, device, config, outer=False)
 
     def plugin(self, device: str) -> Plugin:
         """The plugin serving ``device`` (for its streams and data transfers)."""

@@ -33,6 +33,7 @@ PERF_COUNT = "PERF_COUNT"
 ENABLE_CPU_PINNING = "ENABLE_CPU_PINNING"
 MODEL_NAME = "MODEL_NAME"
 CACHE_DIR = "CACHE_DIR"
+LOADED_FROM_CACHE = "LOADED_FROM_CACHE"  # read-only, on a compiled model: imported from CACHE_DIR
 DEVICE_ID = "DEVICE_ID"
 DEVICE_PRIORITIES = "MULTI_DEVICE_PRIORITIES"  # OpenVINO's ov::device::priorities
 DEVICE_PROPERTIES = "DEVICE_PROPERTIES"  # {device: {key: value}} for a virtual device's targets
@@ -255,6 +256,14 @@ class PropertySet:
                 )
             checked[spec.key] = spec.check(value, self._device)
         self._values.update(checked)
+
+    def add(self, spec: Property) -> None:
+        """One more property, learnt after the plugin made this set (the Core's read-only
+        ``LOADED_FROM_CACHE``); a key the set has already keeps its own spec."""
+        if spec.key not in self._specs:
+            self._specs[spec.key] = spec
+            if spec.getter is None:
+                self._values[spec.key] = spec.default
 
     def supported(self) -> dict[str, str]:
         """Every key with ``"RO"`` or ``"RW"``."""

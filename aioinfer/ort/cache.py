@@ -68,6 +68,9 @@ def fingerprint(source: Any) -> dict[str, Any]:
         path = os.path.realpath(os.fspath(source))
         stat = os.stat(path)
         return {"path": path, "size": stat.st_size, "mtime_ns": stat.st_mtime_ns}
+    proto = getattr(source, "proto", None)  # an aioinfer Model: keyed by its graph's bytes
+    if isinstance(proto, onnx.ModelProto):
+        source = proto
     if isinstance(source, onnx.ModelProto):
         source = source.SerializeToString()
     if isinstance(source, (bytes, bytearray, memoryview)):
@@ -96,21 +99,27 @@ def _plain(value: Any) -> Any:
     return str(value)
 
 
-def cache_key(source: Any, choices: Sequence[ProviderChoice], options: SessionOptions) -> str:
+def key_of(source: Any, parts: dict[str, Any]) -> str:
+    """The entry key of ``source`` (:func:`fingerprint`) compiled as ``parts`` say (JSON-able:
+    device, config, options...), with the aioinfer version and :func:`code_fingerprint`."""
     from .. import __version__
 
-    parts = {
-        "model": fingerprint(source),
+    whole = {"model": fingerprint(source), **parts, "aioinfer": __version__,
+             "code": code_fingerprint()}
+    text = json.dumps(_plain(whole), sort_keys=True).encode()
+    return hashlib.blake2b(text, digest_size=20).hexdigest()
+
+
+def cache_key(source: Any, choices: Sequence[ProviderChoice], options: SessionOptions) -> str:
+    """The key of a session's compile: the providers with their options and every
+    compile-affecting SessionOptions field and config entry."""
+    return key_of(source, {
         "providers": [[c.name, c.device, c.options] for c in choices],
         "session": {"intra": options.intra_op_num_threads, "inter": options.inter_op_num_threads,
                     "mode": int(options.execution_mode), "profiling": options.enable_profiling,
                     "level": int(options.graph_optimization_level),
                     "config": options.config_entries()},
-        "aioinfer": __version__,
-        "code": code_fingerprint(),
-    }
-    text = json.dumps(_plain(parts), sort_keys=True).encode()
-    return hashlib.blake2b(text, digest_size=20).hexdigest()
+    })
 
 
 def map_blob(f: Any, size: int) -> memoryview:
@@ -138,7 +147,9 @@ def checksum(data: Any) -> str:
 class CacheEntry:
     """One cache file: load it (verified) or store a compiled model into it."""
 
-    def __init__(self, directory: str, key: str, source: Any = None) -> None:
+    def __init__(self, directory: str, key: str, source: Any = None,
+                 label: str = "cache_dir") -> None:
+        self.label = label  # what the warnings name: the session option or Core's CACHE_DIR
         self.directory = directory
         self.key = key
         self.path = os.path.join(directory, f"{key}.blob")
@@ -179,7 +190,7 @@ class CacheEntry:
         return compiled, device, config
 
     def _warn(self, why: str) -> None:
-        warnings.warn(f"cache_dir: ignoring cache entry {self.path}: {why}; compiling again",
+        warnings.warn(f"{self.label}: ignoring cache entry {self.path}: {why}; compiling again",
                       RuntimeWarning, stacklevel=4)
 
     def store(self, compiled: CompiledModel, device: str, config: dict[str, Any]) -> str:
@@ -188,7 +199,7 @@ class CacheEntry:
         try:
             blob = compiled.export_model()
         except NotSupportedError:
-            return f"cache_dir: {device} cannot export compiled models; no entry written"
+            return f"{self.label}: {device} cannot export compiled models; no entry written"
         head = encode_header(self.key, device, _plain(config), blob, compiled.device,
                              external_data(self.source))
         tmp = None
@@ -201,7 +212,7 @@ class CacheEntry:
             os.replace(tmp, self.path)
             tmp = None
         except OSError as exc:
-            note = f"cache_dir: cannot write {self.path} ({exc}); the model is not cached"
+            note = f"{self.label}: cannot write {self.path} ({exc}); the model is not cached"
             warnings.warn(note, RuntimeWarning, stacklevel=3)
             return note
         finally:
@@ -210,7 +221,7 @@ class CacheEntry:
                     os.unlink(tmp)
                 except OSError:
                     pass
-        return f"cache_dir: wrote {self.path} ({len(head) + len(blob)} bytes)"
+        return f"{self.label}: wrote {self.path} ({len(head) + len(blob)} bytes)"
 
 
 def exports(core: Core, device: str) -> bool:

@@ -22,6 +22,7 @@ from typing import Any
 
 import anyio.to_thread
 
+from .. import compile_cache
 from ..core import Core
 from ..errors import InputError, RequestCancelledError
 from ..plugins.base import CompiledModel
@@ -95,6 +96,8 @@ class InferenceSession:
         self._built = build_mod.build(self._core, self._source, self._sess_options, providers,
                                       provider_options)
         self._compiled = self._built.compiled
+        # LOADED_FROM_CACHE also when cache_dir imported it (not through Core.compile_model)
+        compile_cache.mark(self._compiled, self._built.loaded_from_cache)
         self._pool = _Pool(self._compiled)
         self._static: dict[Any, _Pool] = {}
         self._static_lock = threading.Lock()
