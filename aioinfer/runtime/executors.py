@@ -18,7 +18,8 @@ thread wakes up on a machine whose cores the workers keep busy, the kernel then 
 once instead of after a time slice, and it gets the GIL sooner too. Measured on ResNet-50 with
 two streams on 2 busy cores: loop-lag p99 about 2 ms at nice 5 instead of 4-6 ms, throughput
 unchanged (``benchmarks/loop_lag.py --worker-nice 5``). It is off by default because it also
-lowers the workers' share against other processes.
+lowers the workers' share against other processes. Engines that compute on threads of their
+own (OpenVINO's streams) get the same nice through :func:`nice_engine_threads`.
 """
 
 from __future__ import annotations
@@ -86,6 +87,29 @@ def _apply_nice() -> None:
             current = os.getpriority(os.PRIO_PROCESS, threading.get_native_id())
             os.setpriority(os.PRIO_PROCESS, threading.get_native_id(), max(nice, current))
         except OSError:  # not permitted in this sandbox: keep the inherited priority
+            pass
+
+
+def nice_engine_threads() -> None:
+    """Give the workers' nice to every thread of this process that Python did not start (an
+    engine's stream and pool threads: OpenVINO's, OpenBLAS's), so that they yield to the event
+    loop's thread as our workers do. Engines start those threads themselves, at compile or at
+    the first inference, so a plugin calls this after its first inference. Does nothing while
+    the nice is 0 or off Linux."""
+    nice = _worker_nice
+    if not nice or sys.platform != "linux":
+        return
+    python = {thread.native_id for thread in threading.enumerate()}
+    try:
+        tids = [int(tid) for tid in os.listdir("/proc/self/task")]
+    except OSError:
+        return
+    for tid in tids:
+        if tid in python:
+            continue
+        try:
+            os.setpriority(os.PRIO_PROCESS, tid, max(nice, os.getpriority(os.PRIO_PROCESS, tid)))
+        except OSError:  # exited meanwhile, or not permitted here
             pass
 
 

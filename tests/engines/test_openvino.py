@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
+from pathlib import Path
 
 import numpy as np
 import pytest
@@ -32,6 +36,8 @@ from ._models import (  # noqa: E402
 )
 
 pytestmark = pytest.mark.timeout(120)
+
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.fixture(scope="module")
@@ -270,3 +276,42 @@ def test_the_exit_guard_holds_nothing_after_runs(core: aioinfer.Core) -> None:
         request.infer(bad)
     request.infer(good)
     assert GUARD.inside == 0 and not GUARD.closing
+
+
+NICE_SCRIPT = """
+import asyncio, json, os, threading
+import numpy as np
+import aioinfer
+from aioinfer.runtime.executors import set_worker_nice
+from tests.engines._models import small_cnn
+
+def nice(tid):
+    return os.getpriority(os.PRIO_PROCESS, tid)
+
+main = nice(threading.get_native_id())
+set_worker_nice(min(main + 3, 19))
+compiled = aioinfer.Core().compile_model(small_cnn(), "OPENVINO",
+                                         {"PERFORMANCE_HINT": "THROUGHPUT"})
+x = np.ones((1, 3, 32, 32), np.float32)
+
+async def run():
+    requests = [compiled.create_infer_request() for _ in range(2)]
+    for _ in range(3):
+        await asyncio.gather(*[r.infer_async(x) for r in requests])
+
+asyncio.run(run())
+python = {t.native_id for t in threading.enumerate()}
+engine = [nice(int(t)) for t in os.listdir("/proc/self/task") if int(t) not in python]
+print(json.dumps({"main": main, "after": nice(threading.get_native_id()), "engine": engine}))
+"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="per-thread priority is Linux only")
+def test_worker_nice_reaches_openvinos_threads_not_the_loops() -> None:
+    done = subprocess.run([sys.executable, "-c", NICE_SCRIPT], cwd=ROOT, capture_output=True,
+                          text=True, timeout=120)
+    assert done.returncode == 0, done.stderr[-2000:]
+    seen = json.loads(done.stdout.strip().splitlines()[-1])
+    assert seen["after"] == seen["main"]  # the loop's thread keeps its priority
+    assert seen["engine"], "OpenVINO started no threads of its own"
+    assert min(seen["engine"]) >= min(seen["main"] + 3, 19), seen

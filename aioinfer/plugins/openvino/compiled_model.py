@@ -35,6 +35,7 @@ class OpenVinoCompiledModel(CompiledModel):
         self.compile_props = config  # what export_model stores (export.py)
         self.imported_from: Any = None  # the memory an imported engine may read in place
         self.executor = CallbackExecutor(f"{plugin.name}:{config.get(P.DEVICE_ID)}")
+        self.engine_threads_niced = False  # set_worker_nice reaches OpenVINO's threads once
         self.input_order = _order(model.inputs, engine.inputs, "input", model)
         self.output_order = _order(model.outputs, engine.outputs, "output", model)
         self.profiling = bool(config.get(P.PERF_COUNT))

@@ -26,6 +26,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from ...errors import InferenceError
+from ...runtime.executors import nice_engine_threads
 from ..base import Stage, SyncInferRequest
 from ..callbacks import Done
 from ..engine_exit import GUARD
@@ -105,6 +106,7 @@ class OvCall:
             raise _failed(request, exc) from exc
         finally:
             GUARD.leave(token)
+        _nice_engine_once(request.compiled)
         request.read_outputs()
 
     def start(self, done: Done) -> None:
@@ -146,6 +148,7 @@ class OvCall:
 
     def completed(self) -> None:  # on an OpenVINO thread
         token = self._token  # (done() may start this call again)
+        _nice_engine_once(self.request.compiled)
         if not self.request.compiled.plugin.watch.discard(id(self)):
             return  # the watch already reported it failed
         done, self._done = self._done, None
@@ -168,6 +171,14 @@ class OvCall:
                 done(_failed(self.request, exc))
         finally:
             GUARD.leave(token)
+
+
+def _nice_engine_once(compiled: OpenVinoCompiledModel) -> None:
+    """After the first inference, OpenVINO's stream threads exist: give them the workers'
+    nice (:func:`~aioinfer.runtime.executors.nice_engine_threads`; nothing at nice 0)."""
+    if not compiled.engine_threads_niced:
+        compiled.engine_threads_niced = True
+        nice_engine_threads()
 
 
 def _on_done(ref: weakref.ref[OvCall]) -> None:
