@@ -9,7 +9,9 @@ How each maps onto aioinfer (see :mod:`aioinfer.ort.session`):
   timings as a Chrome trace (onnxruntime's format) and returns the file name;
 - ``graph_optimization_level``: ``ORT_DISABLE_ALL`` is accepted and kept; aioinfer's devices
   always run their own passes (they do not change results beyond float rounding);
-- ``add_session_config_entry``: the ``ep.context_*`` keys (EP context models), and
+- ``add_session_config_entry``: the ``ep.context_*`` keys (EP context models),
+  ``ep.share_ep_contexts`` (one copy of equal weights across sessions, :mod:`aioinfer.weights`;
+  it and ``ep.stop_share_ep_contexts`` take ``0`` or ``1``) and
   ``session.disable_cpu_ep_fallback``, read by the session; others are kept and readable.
 """
 
@@ -67,6 +69,8 @@ def _count(option: str, value: Any) -> int:
 
 
 SelectionDelegate = Callable[..., Sequence["EpDevice"]]
+SHARE_EP_CONTEXTS = "ep.share_ep_contexts"
+_FLAGS = (SHARE_EP_CONTEXTS, "ep.stop_share_ep_contexts")  # "0" or "1", checked when set
 
 
 class SessionOptions:
@@ -144,7 +148,14 @@ class SessionOptions:
             raise InvalidPropertyValueError(
                 f"add_session_config_entry: key and value must be strings, got "
                 f"{type(key).__name__}={type(value).__name__}", key=str(key))
+        if key in _FLAGS and value not in ("0", "1"):
+            raise InvalidPropertyValueError(
+                f"session config entry {key}: expected '0' or '1', got {value!r}", key=key)
         self._config[key] = value
+
+    def shares_weights(self) -> bool:
+        """Whether ``ep.share_ep_contexts`` is ``1`` (an aioinfer addition)."""
+        return self._config.get(SHARE_EP_CONTEXTS, "0") == "1"
 
     def get_session_config_entry(self, key: str) -> str:
         """The value of a config entry (KeyError-like error naming it if unset)."""

@@ -22,7 +22,7 @@ from typing import Any
 
 import anyio.to_thread
 
-from .. import compile_cache
+from .. import compile_cache, weights
 from ..core import Core
 from ..errors import InputError, RequestCancelledError
 from ..plugins.base import CompiledModel
@@ -93,8 +93,9 @@ class InferenceSession:
 
     def _build(self, providers: Sequence[Any] | None,
                provider_options: Sequence[Mapping[str, Any]] | None) -> None:
-        self._built = build_mod.build(self._core, self._source, self._sess_options, providers,
-                                      provider_options)
+        with weights.sharing(self._sess_options.shares_weights()):  # ep.share_ep_contexts
+            self._built = build_mod.build(self._core, self._source, self._sess_options,
+                                          providers, provider_options)
         self._compiled = self._built.compiled
         # LOADED_FROM_CACHE also when cache_dir imported it (not through Core.compile_model)
         compile_cache.mark(self._compiled, self._built.loaded_from_cache)
@@ -376,8 +377,9 @@ class InferenceSession:
         with self._static_lock:
             pool = self._static.get(key)
         if pool is None:
-            compiled = self._core.compile_model(static_copy(self._built.model, feeds),
-                                                self._built.device, self._built.config)
+            with weights.sharing(self._sess_options.shares_weights()):
+                compiled = self._core.compile_model(static_copy(self._built.model, feeds),
+                                                    self._built.device, self._built.config)
             with self._static_lock:
                 if len(self._static) >= MAX_STATIC_MODELS:
                     oldest = next(iter(self._static))

@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Iterable, Mapping
 from typing import Any
 
 from ... import properties as P
+from ... import weights
 from ...extensions import Op, check_op
 from ...graph.specialize import has_dynamic_inputs, with_input_shapes
 from ...model import Model
@@ -84,7 +86,8 @@ class NumpyPlugin(Plugin):
         graph, kw = model.proto.graph, _function_kw(model)
         kw["registry"] = self.kernels
         compiled_tier = props.get(jit.PROPERTY)
-        built = compile_graph(graph, model.opsets, device=self.name, **kw)
+        share = weights.active()  # ep.share_ep_contexts: equal weights as one array
+        built = _pooled(compile_graph(graph, model.opsets, device=self.name, **kw), share)
         exportable = Snapshot(built)  # export.py: the plan before the compiled tier rewrites it
         generic = jit.specialise(built, compiled_tier)
         plan: Plan | ShapeSpecializedPlan = generic
@@ -93,8 +96,9 @@ class NumpyPlugin(Plugin):
 
             def compile_for(shapes: tuple[tuple[int, ...], ...]) -> Plan:
                 static = with_input_shapes(graph, dict(zip(names, shapes, strict=True)))
-                return jit.specialise(compile_graph(static, model.opsets, device=self.name,
-                                                    **kw), compiled_tier)
+                return jit.specialise(_pooled(compile_graph(static, model.opsets,
+                                                            device=self.name, **kw), share),
+                                      compiled_tier)
 
             plan = ShapeSpecializedPlan(generic, compile_for)
         compiled = NumpyCompiledModel(self, model, props, plan)
@@ -121,6 +125,13 @@ class NumpyPlugin(Plugin):
             ):
                 supported[node.name] = self.name
         return supported
+
+
+def _pooled(plan: Plan, share: bool) -> Plan:
+    """``plan`` with its constants from :data:`aioinfer.weights.POOL` when ``share``."""
+    if not share:
+        return plan
+    return dataclasses.replace(plan, constants=weights.POOL.share_all(plan.constants))
 
 
 def _function_kw(model: Model) -> dict[str, Any]:
