@@ -15,11 +15,17 @@ previous engine's spinning threads have gone back to sleep), medians over rounds
   against OpenVINO's sync ``infer``. Target: <= 1.05x.
 - **ORT throughput**: ``await infer_async`` through the ORT device (THROUGHPUT: two streams;
   by default stream threads calling ``run``, and with ``ORT_RUN_ASYNC`` onnxruntime's
-  ``run_async``) against onnxruntime's ``run_async`` bridged to asyncio (two runs in flight on a
+  ``run_async``) with OPTIMAL_NUMBER_OF_INFER_REQUESTS tasks (two per stream: one running, one
+  queued), against onnxruntime's ``run_async`` bridged to asyncio (as many runs in flight, on a
   session whose pool has two threads, the fewest that run two at once) and against two threads
-  calling ``run`` on one session of one intra-op thread each (``compare.py``'s peer).
+  calling ``run`` on one session of one intra-op thread each (``compare.py``'s peer: two
+  concurrent runs, never idle).
 - **ORT latency**: one request, LATENCY: ``await infer_async`` and ``infer()`` (both ways)
-  against ``run`` on a session with one intra-op thread per core.
+  against ``run`` on a session with one intra-op thread per core, once with onnxruntime's
+  default options and once with the very options of the plugin's session
+  (``get_session_options()``: threads, optimization level, session config entries such as
+  ``session.force_spinning_stop``), so that a setting of the plugin's is not counted as the
+  runtime's gain; "the fastest peer of each round" is the better of the two.
 
 - **CPU** (``--engines cpu``): ``await infer_async`` on ``CPU`` (the proxy, OPENVINO primary)
   against NUMPY (through aioinfer), OpenVINO-f32 and onnxruntime each alone in its best way
@@ -29,7 +35,11 @@ Event-loop lag while OPENVINO streams run is ``loop_lag.py --device OPENVINO``.
 
 The modes run in turn, rotated each round and reversed every other round; ratios are
 aioinfer / native per round (measured seconds apart), and their median and range (the noise)
-are reported.
+are reported, with the cores other processes used meanwhile (Linux: the host's busy time in
+``/proc/stat`` less this process's own, per measurement). On a 2-core host that others keep
+busy, every sleep and wake-up costs a wait for a core, and ``await infer_async`` has two per
+request (to a stream thread and back to the loop) where a ``run`` called back to back has none:
+read a ratio with that figure beside it.
 
     python benchmarks/engines.py [--models resnet50 squeezenet bert] [--rounds 5]
                                  [--seconds 2] [--engines openvino ort cpu]
@@ -216,6 +226,11 @@ def ort_modes(path: str, feeds: dict[str, Any]) -> dict[str, dict[str, Measure]]
         return ort.InferenceSession(path, options, providers=["CPUExecutionProvider"])
 
     pooled, single, full = session(3), session(1), session(cores)
+    # the plugin's LATENCY session's own options, on a session of onnxruntime's
+    same = ort.InferenceSession(path, lat.session.get_session_options(),
+                                providers=["CPUExecutionProvider"])
+    n = int(tput.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
+    n_async = int(tput_async.get_property("OPTIMAL_NUMBER_OF_INFER_REQUESTS"))
 
     def run_async_job() -> Callable[[], Awaitable[Any]]:
         async def infer() -> None:
@@ -226,8 +241,8 @@ def ort_modes(path: str, feeds: dict[str, Any]) -> dict[str, dict[str, Measure]]
 
         return infer
 
-    def jobs(compiled: Any) -> Callable[[], Callable[[], Awaitable[Any]]]:
-        requests = iter([compiled.create_infer_request() for _ in range(2)] * 1000)
+    def jobs(compiled: Any, tasks: int) -> Callable[[], Callable[[], Awaitable[Any]]]:
+        requests = iter([compiled.create_infer_request() for _ in range(tasks)] * 1000)
 
         def job() -> Callable[[], Awaitable[Any]]:
             request = next(requests)
@@ -235,14 +250,14 @@ def ort_modes(path: str, feeds: dict[str, Any]) -> dict[str, dict[str, Measure]]
 
         return job
 
-    ours_job, ours_async_job = jobs(tput), jobs(tput_async)
+    ours_job, ours_async_job = jobs(tput, n), jobs(tput_async, n_async)
     lat_request, lat_async_request = lat.create_infer_request(), lat_async.create_infer_request()
     return {
         "throughput": {
-            "aioinfer ORT infer_async x2": lambda s: _async_rate(2, ours_job, s),
-            "aioinfer ORT (ORT_RUN_ASYNC) infer_async x2": lambda s: _async_rate(
-                2, ours_async_job, s),
-            "onnxruntime run_async x2 (asyncio)": lambda s: _async_rate(2, run_async_job, s),
+            f"aioinfer ORT infer_async x{n}": lambda s: _async_rate(n, ours_job, s),
+            f"aioinfer ORT (ORT_RUN_ASYNC) infer_async x{n_async}": lambda s: _async_rate(
+                n_async, ours_async_job, s),
+            f"onnxruntime run_async x{n} (asyncio)": lambda s: _async_rate(n, run_async_job, s),
             "onnxruntime run, 2 threads": lambda s: _thread_rate(
                 [lambda: single.run(None, feeds)] * 2, s),
         },
@@ -253,6 +268,8 @@ def ort_modes(path: str, feeds: dict[str, Any]) -> dict[str, dict[str, Measure]]
                 lat_async_request, feeds, s),
             f"onnxruntime run ({cores} threads)": lambda s: _latency(
                 lambda: full.run(None, feeds), s),
+            "onnxruntime run (the plugin's session options)": lambda s: _latency(
+                lambda: same.run(None, feeds), s),
         },
     }
 
@@ -342,17 +359,46 @@ ENGINES = {"openvino": openvino_modes, "ort": ort_modes, "cpu": cpu_modes}
 
 
 # -- the run ------------------------------------------------------------------------------------
+def _host_busy_s() -> float | None:
+    """Seconds of CPU the whole host has been busy (all cores), or ``None`` off Linux."""
+    try:
+        with open("/proc/stat") as f:
+            fields = f.readline().split()[1:]
+    except OSError:
+        return None
+    ticks = os.sysconf("SC_CLK_TCK") if hasattr(os, "sysconf") else 100
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(v) for v in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / ticks
+
+
+def _own_cpu_s() -> float:
+    times = os.times()
+    return times.user + times.system
+
+
+FOREIGN = "cores used by other processes"
+
+
 def bench(modes: dict[str, Measure], rounds: int, seconds: float) -> dict[str, list[float]]:
+    """Each mode's value per round, and under :data:`FOREIGN` the cores other processes used
+    during each measurement (empty off Linux)."""
     for measure in modes.values():  # warm up
         measure(min(seconds, 0.5))
     values: dict[str, list[float]] = {name: [] for name in modes}
+    foreign: list[float] = []
     items = list(modes.items())
     for k in range(rounds):
         # rotated and every other round reversed: no mode always follows the same neighbour
         order = items[k % len(items):] + items[:k % len(items)]
         for name, measure in (order if k % 2 == 0 else order[::-1]):
             time.sleep(SETTLE_S)
+            host, own, start = _host_busy_s(), _own_cpu_s(), time.perf_counter()
             values[name].append(measure(seconds))
+            after = _host_busy_s()
+            if host is not None and after is not None:
+                wall = time.perf_counter() - start
+                foreign.append(max(0.0, (after - host) - (_own_cpu_s() - own)) / wall)
+    values[FOREIGN] = foreign
     return values
 
 
@@ -360,6 +406,8 @@ def report(title: str, values: dict[str, list[float]], unit: str, higher_better:
            target: float) -> list[str]:
     """Each mode's median, and each of ours (named ``aioinfer ...``) against each peer and
     against the best peer of the same round, as paired ratios (median and range)."""
+    values = dict(values)
+    foreign = values.pop(FOREIGN, [])
     names = list(values)
     ours = [n for n in names if n.startswith("aioinfer")]
     natives = [n for n in names if not n.startswith("aioinfer")]
@@ -370,6 +418,9 @@ def report(title: str, values: dict[str, list[float]], unit: str, higher_better:
     if len(natives) > 1:
         natives.append("the fastest peer of each round")
     lines = [f"  {title} ({unit}, median of {rounds} rounds)"]
+    if foreign:
+        lines.append(f"    {FOREIGN} while measuring: median {statistics.median(foreign):.2f} "
+                     f"(measurements {min(foreign):.2f}..{max(foreign):.2f})")
     for name in names:
         lines.append(f"    {name:44} {statistics.median(values[name]):9.2f}  (rounds "
                      f"{min(values[name]):.2f}..{max(values[name]):.2f})")

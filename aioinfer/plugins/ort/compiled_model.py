@@ -1,8 +1,9 @@
 """OrtCompiledModel: one ``onnxruntime.InferenceSession`` shared by the model's requests.
 
 onnxruntime's ``run`` and ``run_async`` are safe to call concurrently on one session, so the
-requests share it; ``OPTIMAL_NUMBER_OF_INFER_REQUESTS`` is the number of streams (concurrent
-runs) the session is sized for (:mod:`.config`). The streams are the plugin's stream threads
+requests share it, sized for ``NUM_STREAMS`` concurrent runs; ``OPTIMAL_NUMBER_OF_INFER_REQUESTS``
+is two requests per stream under a throughput hint (one running, one queued behind it), one
+under LATENCY (:func:`.config.requests_in_flight`). The streams are the plugin's stream threads
 (leased per stream count, shared with its other models), or with ``ORT_RUN_ASYNC`` threads of
 onnxruntime's pool, started by a callback executor (no worker threads of ours then).
 """
@@ -16,7 +17,7 @@ from ...model import Model
 from ...properties import Property, PropertySet
 from ..base import CompiledModel
 from ..callbacks import CallbackExecutor
-from .config import FIXED_AT_COMPILE, ORT_RUN_ASYNC, streams_and_threads
+from .config import FIXED_AT_COMPILE, ORT_RUN_ASYNC, requests_in_flight, streams_and_threads
 from .infer_request import OrtInferRequest
 
 if TYPE_CHECKING:
@@ -36,6 +37,7 @@ class OrtCompiledModel(CompiledModel):
         self.input_names = [port.name for port in model.inputs]
         self.output_names = [port.name for port in model.outputs]
         self.streams, self.threads = streams_and_threads(config)
+        self.in_flight = requests_in_flight(config, self.streams)
         self.run_async = bool(config.get(ORT_RUN_ASYNC))
         self.executor: CallbackExecutor | Executor = (
             CallbackExecutor(plugin.name) if self.run_async else self.lease_executor(self.streams))
@@ -54,7 +56,7 @@ class OrtCompiledModel(CompiledModel):
             Property(P.INFERENCE_NUM_THREADS, "onnxruntime's compute threads", mutable=False,
                      default=self.threads),
             Property(P.OPTIMAL_NUMBER_OF_INFER_REQUESTS, "requests to keep in flight",
-                     mutable=False, getter=lambda: self.streams),
+                     mutable=False, getter=lambda: self.in_flight),
             Property(P.EXECUTION_DEVICES, "devices this model runs on", mutable=False,
                      getter=lambda: [self.plugin.name]),
             Property(P.MODEL_NAME, "the model's graph name", mutable=False,

@@ -17,6 +17,16 @@ Streams are concurrent runs of one session, in one of two ways (``ORT_RUN_ASYNC`
 ``ORT_SESSION_CONFIG`` passes session config entries verbatim
 (``{"session.intra_op.allow_spinning": "0"}``), ``GRAPH_OPTIMIZATION_LEVEL`` picks
 onnxruntime's graph optimizations (``ENABLE_ALL`` by default).
+
+onnxruntime's pool threads spin on for tens of milliseconds after every ``run`` (measured with
+onnxruntime 1.32: 35-65 ms of a core after one SqueezeNet run, 2-core host). The plugin leaves
+that as onnxruntime has it, so that its sessions are configured as onnxruntime's own peer in
+``benchmarks/engines.py``; ``{"session.force_spinning_stop": "1"}`` stops the spin when a run
+returns. Measured on SqueezeNet LATENCY ``await infer_async``, paired rounds: better with the
+stop on a host that others load part of the time (1.06x onnxruntime's ``run`` instead of
+1.14x), worse on one they keep saturated (1.39x instead of 1.28x: between runs the spinning
+thread keeps its core against the other processes), about the same on a quiet one; so no
+default changes.
 """
 
 from __future__ import annotations
@@ -102,6 +112,24 @@ def streams_and_threads(props: PropertySet) -> tuple[int, int]:
                                 props.get(P.PERFORMANCE_HINT_NUM_REQUESTS))
     threads = props.get(P.INFERENCE_NUM_THREADS) or P.host_cores()
     return streams, threads
+
+
+def requests_in_flight(props: PropertySet, streams: int) -> int:
+    """``OPTIMAL_NUMBER_OF_INFER_REQUESTS``: under a throughput hint two per stream (at most
+    PERFORMANCE_HINT_NUM_REQUESTS when that is set, never fewer than the streams), one
+    per stream under LATENCY.
+
+    With one request per stream, a stream thread that ends a run waits, idle, while its result
+    goes to the event loop and the loop starts the next request on it: 0.4-0.5 ms a request on
+    a quiet 2-core host, milliseconds when the cores are busy (a woken thread waits for a
+    core; ``run`` called back to back never sleeps). A second request per stream is queued
+    when the first ends, so the thread starts it at once and the hand-over overlaps the run
+    (SqueezeNet, two streams: 151 -> 172 inferences/s, quiet host).
+    """
+    if props.get(P.PERFORMANCE_HINT) is P.PerformanceMode.LATENCY:
+        return streams
+    wanted = props.get(P.PERFORMANCE_HINT_NUM_REQUESTS)
+    return max(streams, min(2 * streams, wanted)) if wanted else 2 * streams
 
 
 def session_options(props: PropertySet) -> Any:
