@@ -185,6 +185,7 @@ def _sleeper(per_index: float, per_block: float, seen: list[tuple[int, int]]):
 def test_run_blocks_keeps_whichever_way_timed_faster(monkeypatch, per_index, per_block,
                                                      cut) -> None:
     monkeypatch.setattr(parallel, "_sites", {})
+    monkeypatch.setattr(parallel, "_EXACT", True)  # a BLAS whose cuts keep the bits
     seen: list[tuple[int, int]] = []
     fn = _sleeper(per_index, per_block, seen)
     parallel.set_intra_threads(2)
@@ -209,3 +210,28 @@ def test_run_blocks_below_the_floor_stays_on_the_calling_thread(monkeypatch) -> 
     finally:
         parallel.set_intra_threads(1)
     assert threads == [threading.current_thread().name] and parallel.split_decisions() == {}
+
+
+def test_where_cuts_change_the_bits_size_alone_decides(monkeypatch) -> None:
+    monkeypatch.setattr(parallel, "_sites", {})
+    monkeypatch.setattr(parallel, "_EXACT", False)
+    seen: list[tuple[int, int]] = []
+    fn = _sleeper(0.0, 0.002, seen)  # uncut would time faster: timing must not decide
+    parallel.set_intra_threads(2)
+    try:
+        for _ in range(2 * parallel._TRIALS + 1):
+            parallel.run_blocks(fn, 8, 1e9)
+    finally:
+        parallel.set_intra_threads(1)
+    assert parallel.split_decisions() == {}
+    assert sorted(set(seen)) == [(0, 4), (4, 8)]
+
+
+def test_the_split_probe_matches_this_blas() -> None:
+    """exact_splits() is what a product cut by rows shows on this machine's BLAS."""
+    rng = np.random.default_rng(5)
+    a = rng.standard_normal((50, 64)).astype(np.float32)
+    b = rng.standard_normal((64, 40)).astype(np.float32)
+    cut = np.concatenate([a[:25] @ b, a[25:] @ b])
+    if parallel.exact_splits():
+        assert np.array_equal(cut, a @ b)

@@ -54,6 +54,11 @@ def _find_setter() -> ctypes._CFuncPtr | None:  # type: ignore[name-defined]
     return None
 
 
+def can_set_threads() -> bool:
+    """Whether OpenBLAS's thread count can be set here (:func:`set_blas_threads`)."""
+    return _set_threads is not None
+
+
 def set_blas_threads(count: int) -> None:
     """Set OpenBLAS's (process-wide) thread count, cheaply (a ctypes call, no library scan)."""
     if _set_threads is not None:

@@ -109,12 +109,59 @@ def _matmul(a: np.ndarray, b: np.ndarray, out: np.ndarray | None) -> np.ndarray:
     return out
 
 
+_PROBES = ((50, 64, 40), (30, 96, 52))  # (rows, inner, cols): small, odd cuts
+_THREAD_PROBE = (197, 192, 576)  # large enough for OpenBLAS to use its threads
+
+
+def exact_splits() -> bool:
+    """Whether this process's BLAS computes a product cut in blocks, by rows or by columns,
+    or on two of OpenBLAS's threads, to the same bits as uncut (probed once, on a few
+    products of the sizes the plans cut).
+
+    Not every BLAS does: OpenBLAS 0.3.31 on an AMD EPYC (its Haswell kernels) rounds rows 6-11
+    of every 12 differently from rows 0-5 (identical rows of ``a`` give two different rows of
+    the product), so where a block starts changes the bits, and so does its own threading.
+    There, a call site's choice to cut or not must not depend on timing or on the host's load
+    (``run_blocks`` and ``blas_threaded`` then decide by size alone): one compiled model
+    gives the same bytes run after run. Probed at import, before any stream runs: the probe
+    sets OpenBLAS's process-wide thread count for a moment."""
+    return _EXACT
+
+
+def _probe_splits() -> bool:
+    rng = np.random.default_rng(0)
+
+    def pair(rows: int, inner: int, cols: int) -> tuple[np.ndarray, np.ndarray]:
+        return (rng.standard_normal((rows, inner)).astype(np.float32),
+                rng.standard_normal((inner, cols)).astype(np.float32))
+
+    for rows, inner, cols in _PROBES:
+        a, b = pair(rows, inner, cols)
+        whole = np.matmul(a, b)
+        by_rows = np.concatenate([np.matmul(a[: rows // 2], b), np.matmul(a[rows // 2:], b)])
+        by_cols = np.concatenate([np.matmul(a, b[:, : cols // 2]),
+                                  np.matmul(a, b[:, cols // 2:])], axis=1)
+        if not (np.array_equal(whole, by_rows) and np.array_equal(whole, by_cols)):
+            return False
+    if not blas_mode.can_set_threads():
+        return True
+    a, b = pair(*_THREAD_PROBE)
+    whole = np.matmul(a, b)
+    blas_mode.set_blas_threads(2)
+    try:
+        threaded = np.matmul(a, b)
+    finally:
+        blas_mode.set_blas_threads(1)
+    return bool(np.array_equal(whole, threaded))
+
+
 def blas_threaded(a: np.ndarray, b: np.ndarray, out: np.ndarray | None,
                   flops: float) -> np.ndarray | None:
     """``np.matmul(a, b, out=out)`` on OpenBLAS's own threads when ``blas_mode`` allows it
-    (a lone stream on a quiet machine), else ``None`` (and nothing is computed)."""
+    (a lone stream on a quiet machine, and a BLAS whose threads give the bits of one:
+    :func:`exact_splits`), else ``None`` (and nothing is computed)."""
     threads = intra_threads()
-    if threads < 2 or not blas_mode.blas_may_thread():
+    if threads < 2 or not blas_mode.blas_may_thread() or not exact_splits():
         return None
     blas_mode.set_blas_threads(threads)
     start = time.perf_counter()
@@ -188,7 +235,8 @@ def run_blocks(fn: Callable[[int, int], None], size: int, work: float,
 
     ``work`` estimates the whole job (in multiply-adds or elements touched, against
     ``min_work``, by default ``_MIN_FLOPS``): small jobs, or ``size`` too small to cut, run as
-    one block on this thread; larger ones are cut only where timing showed it pays.
+    one block on this thread; larger ones are cut only where timing showed it pays (always,
+    where a cut changes the bits: :func:`exact_splits`).
     ``fn`` must write disjoint outputs per block and release the GIL for its bulk (NumPy
     copies, ufuncs and BLAS calls do).
     """
@@ -196,7 +244,8 @@ def run_blocks(fn: Callable[[int, int], None], size: int, work: float,
     if threads < 2 or work < (_MIN_FLOPS if min_work is None else min_work):
         fn(0, size)
         return
-    site = _calibration(fn, size, work, threads)
+    # Where a cut changes the bits (exact_splits), timing must not choose: cut by size alone.
+    site = _calibration(fn, size, work, threads) if exact_splits() else None
     cut = True if site is None else site.choose()
     start = time.perf_counter()
     if cut:
@@ -205,3 +254,6 @@ def run_blocks(fn: Callable[[int, int], None], size: int, work: float,
         fn(0, size)
     if site is not None:
         site.record(cut, time.perf_counter() - start)
+
+
+_EXACT = _probe_splits()
