@@ -121,8 +121,8 @@ def gelu_into(x, y, code):
 
 
 _F32 = np.dtype(np.float32)
-_EMPTY1 = np.empty(0, np.float32)
-_EMPTY2 = np.empty((0, 0), np.float32)
+_EMPTY1 = ro(np.empty(0, np.float32))
+_EMPTY2 = ro(np.empty((0, 0), np.float32))
 
 
 def _code(activation: str, alpha: float, lo: float, hi: float):
@@ -134,28 +134,36 @@ def _code(activation: str, alpha: float, lo: float, hi: float):
 
 
 def _epilogue(y: np.ndarray, bias, z, code) -> bool:
-    """The compiled epilogue in place on ``y``; False (nothing done) where it does not apply."""
+    """The compiled epilogue in place on ``y``; False (nothing done) where it does not apply.
+
+    Its checks cost what a small product costs (a decoder step's products have one row), so
+    they are plain attribute tests: a bias of ``n`` elements whose last axis is ``n`` and
+    that has no more axes than ``y`` broadcasts to ``y`` (``np.broadcast_shapes`` alone took
+    4 us), and the plan's constants are read-only already."""
     if code is None or y.dtype != _F32 or y.ndim < 1 or not y.flags.c_contiguous or y.size == 0:
         return False
     n = y.shape[-1]
     b = _EMPTY1
     if bias is not None:
-        if (bias.dtype != _F32 or bias.size != n
-                or np.broadcast_shapes(bias.shape, y.shape) != y.shape):
+        if (bias.dtype != _F32 or bias.size != n or bias.ndim > y.ndim
+                or (bias.ndim and bias.shape[-1] != n)):
             return False
-        b = np.ascontiguousarray(bias.reshape(n))
+        b = ro(np.ascontiguousarray(bias.reshape(n)))
     zz = _EMPTY2
     if z is not None:
         if z.dtype != _F32 or z.shape != y.shape:
             return False
-        zz = np.ascontiguousarray(z).reshape(-1, n)
+        zz = ro(np.ascontiguousarray(z).reshape(-1, n))
     rows = y.reshape(-1, n)
-    b, zz = ro(b), ro(zz)
+    count = rows.shape[0]
+    if count == 1 or y.size < MIN_WORK["rows"]:  # one block: no cut to consider
+        rows_epilogue(rows, b, zz, 0, count, *code)
+        return True
 
     def block(lo: int, hi: int) -> None:
         rows_epilogue(rows, b, zz, lo, hi, *code)
 
-    run_blocks(block, rows.shape[0], float(y.size), MIN_WORK["rows"])
+    run_blocks(block, count, float(y.size), MIN_WORK["rows"])
     return True
 
 
