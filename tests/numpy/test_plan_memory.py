@@ -225,6 +225,13 @@ def test_where_cuts_change_the_bits_size_alone_decides(monkeypatch) -> None:
         parallel.set_intra_threads(1)
     assert parallel.split_decisions() == {}
     assert sorted(set(seen)) == [(0, 4), (4, 8)]
+    parallel.set_intra_threads(2)
+    try:  # a kernel computing each output alike in any block: timing may still choose
+        for _ in range(2 * parallel._TRIALS):
+            parallel.run_blocks(fn, 8, 1e9, exact=True)
+    finally:
+        parallel.set_intra_threads(1)
+    assert list(parallel.split_decisions().values()) == [False]
 
 
 def test_the_split_probe_matches_this_blas() -> None:

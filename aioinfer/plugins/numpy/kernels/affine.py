@@ -31,5 +31,5 @@ def channel_affine(x, scale, shift, *, activation="", activation_alpha=0.01, cli
         yb += c[lo:hi]
         activate(yb, activation, activation_alpha, clip_min, clip_max)
 
-    run_blocks(block, x.shape[1], float(x.size), _MIN_WORK)
+    run_blocks(block, x.shape[1], float(x.size), _MIN_WORK, exact=True)
     return y

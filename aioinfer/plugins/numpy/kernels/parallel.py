@@ -230,13 +230,15 @@ def split_decisions() -> dict[tuple, bool | None]:
 
 
 def run_blocks(fn: Callable[[int, int], None], size: int, work: float,
-               min_work: float | None = None) -> None:
+               min_work: float | None = None, *, exact: bool = False) -> None:
     """``fn(lo, hi)`` over ``range(size)`` cut into one block per intra-op thread.
 
     ``work`` estimates the whole job (in multiply-adds or elements touched, against
     ``min_work``, by default ``_MIN_FLOPS``): small jobs, or ``size`` too small to cut, run as
-    one block on this thread; larger ones are cut only where timing showed it pays (always,
-    where a cut changes the bits: :func:`exact_splits`).
+    one block on this thread; larger ones are cut only where timing showed it pays. Where a
+    cut may change the bits (``fn`` runs products, and :func:`exact_splits` is false), they
+    are always cut instead: ``exact=True`` says each output of ``fn`` is computed alike in
+    any block (elementwise and per-row kernels), so timing may choose.
     ``fn`` must write disjoint outputs per block and release the GIL for its bulk (NumPy
     copies, ufuncs and BLAS calls do).
     """
@@ -245,7 +247,7 @@ def run_blocks(fn: Callable[[int, int], None], size: int, work: float,
         fn(0, size)
         return
     # Where a cut changes the bits (exact_splits), timing must not choose: cut by size alone.
-    site = _calibration(fn, size, work, threads) if exact_splits() else None
+    site = _calibration(fn, size, work, threads) if exact or exact_splits() else None
     cut = True if site is None else site.choose()
     start = time.perf_counter()
     if cut:

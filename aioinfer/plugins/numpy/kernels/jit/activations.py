@@ -163,7 +163,7 @@ def _epilogue(y: np.ndarray, bias, z, code) -> bool:
     def block(lo: int, hi: int) -> None:
         rows_epilogue(rows, b, zz, lo, hi, *code)
 
-    run_blocks(block, count, float(y.size), MIN_WORK["rows"])
+    run_blocks(block, count, float(y.size), MIN_WORK["rows"], exact=True)
     return True
 
 

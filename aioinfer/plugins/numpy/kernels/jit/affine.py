@@ -56,7 +56,7 @@ def channel_affine(x, scale, shift, *, activation="", activation_alpha=0.01, cli
     def channels(lo: int, hi: int) -> None:
         affine_rows(xs, y, a, b, lo, hi, *code)
 
-    run_blocks(channels, c, float(x.size), MIN_WORK["rows"])
+    run_blocks(channels, c, float(x.size), MIN_WORK["rows"], exact=True)
     return y.reshape(x.shape)
 
 

@@ -85,7 +85,7 @@ def masked_softmax(x, mask=None, value=None, *, divisor, invert, axis, unfused):
     def block(lo: int, hi: int) -> None:
         masked_softmax_rows(xc, m4, fill, divisor, mode, lo, hi, y)
 
-    run_blocks(block, rows, float(x.size) * 8, MIN_WORK["rows"])
+    run_blocks(block, rows, float(x.size) * 8, MIN_WORK["rows"], exact=True)
     return y
 
 

@@ -401,7 +401,7 @@ def depthwise(x, w, b, z, act, code, prep: _Depthwise,
     def channels(lo: int, hi: int) -> None:
         depthwise2d(x, w3, bias, zz, y, src, lo, hi, stride, ph, pw, *run)
 
-    run_blocks(channels, full[1], prep.work, MIN_WORK["depthwise"])
+    run_blocks(channels, full[1], prep.work, MIN_WORK["depthwise"], exact=True)
     if late:
         y = conv_fast._epilogue(y, z, act)
     elif code is None:

@@ -112,7 +112,7 @@ def _layer_norm(x, scale, b, epsilon: float) -> np.ndarray | None:
     def block(lo: int, hi: int) -> None:
         layer_norm_rows(rows, y, s, c, float(epsilon), lo, hi)
 
-    run_blocks(block, rows.shape[0], float(x.size) * 4, MIN_WORK["rows"])
+    run_blocks(block, rows.shape[0], float(x.size) * 4, MIN_WORK["rows"], exact=True)
     return y.reshape(x.shape)
 
 

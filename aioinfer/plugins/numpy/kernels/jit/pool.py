@@ -102,7 +102,7 @@ def _pool(x, op: int, geo, inv) -> np.ndarray:
     def channels(lo: int, hi: int) -> None:
         pool2d(xc, y, inv, lo, hi, kh, kw, s, geo.begin[0], geo.begin[1], op)
 
-    run_blocks(channels, x.shape[1], work, MIN_WORK["pool"])
+    run_blocks(channels, x.shape[1], work, MIN_WORK["pool"], exact=True)
     return y
 
 

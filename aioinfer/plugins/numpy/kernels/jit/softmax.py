@@ -76,7 +76,7 @@ def _rows(x: np.ndarray, n: int) -> np.ndarray | None:
     def block(lo: int, hi: int) -> None:
         softmax_rows(rows, y, lo, hi)
 
-    run_blocks(block, rows.shape[0], float(x.size) * 8, MIN_WORK["rows"])
+    run_blocks(block, rows.shape[0], float(x.size) * 8, MIN_WORK["rows"], exact=True)
     return y.reshape(x.shape)
 
 
