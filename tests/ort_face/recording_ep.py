@@ -1,18 +1,46 @@
 """A plugin EP library for the tests: the example EP, recording each hook the session calls
-(loaded by path through ``register_execution_provider_library``, as a user's library is)."""
+(loaded through ``register_execution_provider_library``, as a user's library is), with its
+own allocator, data transfer and sync stream recording their use."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import onnx
 
 from aioinfer.model import Model
 from aioinfer.ort.ep.api import EpApi, EpDevice, GraphSupportInfo, NodeComputeContext
 from aioinfer.ort.ep.examples import fused_elementwise as base
+from aioinfer.runtime.streams import HostStream
 
 CALLS: list[str] = []
+FAIL_COMPUTE: list[bool] = [False]  # set to make compute raise (on_run_end must still run)
+STREAM_AWARE: list[bool] = [True]  # read when the factory's plugin is made
+
+
+class RecordingAllocator:
+    """The factory's allocator: host arrays, each allocation recorded."""
+
+    memory_device = "host"
+
+    def allocate(self, shape: Any, dtype: Any) -> np.ndarray:
+        CALLS.append(f"allocate:{list(shape)}")
+        return np.empty(tuple(shape), dtype)
+
+
+class RecordingTransfer(base.HostTransfer):
+    def copy_tensors(self, sources: Sequence[Any], dst_device: str,
+                     stream: Any = None) -> list[Any]:
+        CALLS.append(f"copy_tensors:{len(sources)}")
+        return super().copy_tensors(sources, dst_device, stream)
+
+
+class RecordingStream(HostStream):
+    def create_notification(self) -> Any:
+        CALLS.append("create_notification")
+        return super().create_notification()
 
 
 class RecordingCompute(base.FusedCompute):
@@ -22,6 +50,8 @@ class RecordingCompute(base.FusedCompute):
 
     def compute(self, state: Any, inputs: Sequence[Any]) -> list[Any]:
         CALLS.append("compute")
+        if FAIL_COMPUTE[0]:
+            raise RuntimeError("recording EP: compute failed on purpose")
         return super().compute(state, inputs)
 
     def release_state(self, state: Any) -> None:
@@ -42,7 +72,8 @@ class RecordingEp(base.FusedElementwiseEp):
     def compile(self, graphs: Sequence[Model], fused_nodes: Sequence[onnx.NodeProto]
                 ) -> list[Any]:
         CALLS.append(f"compile:{len(graphs)}")
-        return [RecordingCompute(base._Group(g), self.use_numba) for g in graphs]
+        return [RecordingCompute(base.group_of(g), self.use_numba, n.name)
+                for g, n in zip(graphs, fused_nodes, strict=True)]
 
     def on_run_start(self, run_options: Any) -> None:
         CALLS.append("on_run_start")
@@ -74,15 +105,19 @@ class RecordingFactory(base.FusedElementwiseFactory):
 
     def create_data_transfer(self) -> base.HostTransfer:
         CALLS.append("create_data_transfer")
-        return super().create_data_transfer()
+        return RecordingTransfer()
+
+    def create_allocator(self, memory_device: str) -> RecordingAllocator:
+        CALLS.append(f"create_allocator:{memory_device}")
+        return RecordingAllocator()
 
     def is_stream_aware(self) -> bool:
         CALLS.append("is_stream_aware")
-        return True
+        return STREAM_AWARE[0]
 
     def create_sync_stream_for_device(self, memory_device: str) -> Any:
         CALLS.append(f"create_sync_stream_for_device:{memory_device}")
-        return super().create_sync_stream_for_device(memory_device)
+        return RecordingStream() if memory_device == "host" else None
 
 
 def create_ep_factories(registration_name: str, api: EpApi, max_factories: int

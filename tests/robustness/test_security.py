@@ -28,7 +28,7 @@ PACKAGE = pathlib.Path(aioinfer.__file__).parent
 ALLOWED_EXEC = {
     # compiles the kernel source it generates itself from op types and float constants; no
     # model string reaches the source (node and value names become v0, v1, ...)
-    "ort/ep/examples/fused_elementwise.py",
+    "ort/ep/examples/fused_elementwise/codegen.py",
 }
 
 

@@ -2,6 +2,8 @@
 (:mod:`.library`), and the adapter to aioinfer's Plugin protocol (:mod:`.plugin`)."""
 
 from .api import (
+    HOST_ALLOCATOR,
+    Allocator,
     Ep,
     EpApi,
     EpDevice,
@@ -20,7 +22,8 @@ from .library import (
     unregister_execution_provider_library,
 )
 
-__all__ = ["Ep", "EpApi", "EpDevice", "EpFactory", "GraphSupportInfo", "HardwareDevice",
+__all__ = ["HOST_ALLOCATOR", "Allocator", "Ep", "EpApi", "EpDevice", "EpFactory",
+           "GraphSupportInfo", "HardwareDevice",
            "NodeComputeContext", "NodeComputeInfo", "NodeFusionOptions", "OrtEpDataLayout",
            "OrtHardwareDeviceType", "get_ep_devices", "register_execution_provider_library",
            "unregister_execution_provider_library"]

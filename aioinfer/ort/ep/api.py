@@ -30,6 +30,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
+import numpy as np
 import onnx
 
 from ...runtime.streams import HOST_MEMORY, DataTransfer, SyncStream
@@ -123,11 +124,36 @@ class GraphSupportInfo:
         return {n for g in self.groups for n in g.nodes}
 
 
+class Allocator(Protocol):
+    """``OrtAllocator``: memory on one device. ``allocate`` returns an array (or the device's
+    tensor) of ``shape`` and ``dtype``."""
+
+    memory_device: str
+
+    def allocate(self, shape: Sequence[int], dtype: Any) -> Any: ...
+
+
+class HostAllocator:
+    """The host's allocator (``np.empty``): what a compute context gets when the factory's
+    ``create_allocator`` returns ``None``."""
+
+    memory_device = HOST_MEMORY
+
+    def allocate(self, shape: Sequence[int], dtype: Any) -> np.ndarray:
+        return np.empty(tuple(shape), dtype)
+
+
+HOST_ALLOCATOR = HostAllocator()
+
+
 @dataclass
 class NodeComputeContext:
-    """``OrtNodeComputeContext``: the fused node's name (host memory is Python's)."""
+    """``OrtNodeComputeContext``: the fused node's name, and the allocator of the EP's
+    memory device (the factory's ``create_allocator``, else :data:`HOST_ALLOCATOR`) for the
+    outputs ``compute`` makes."""
 
     node_name: str
+    allocator: Allocator = field(default_factory=HostAllocator)
 
 
 class NodeComputeInfo(Protocol):
@@ -158,11 +184,16 @@ class Ep:
         raise NotImplementedError
 
     def get_preferred_data_layout(self) -> OrtEpDataLayout:
+        """The layout the EP's layout-sensitive kernels want (see
+        :mod:`aioinfer.ort.ep.layout`: with NHWC, the adapter gives the EP those nodes in
+        domain ``com.ms.internal.nhwc`` and transposes their data around the fused node)."""
         return OrtEpDataLayout.NCHW
 
     def should_convert_data_layout_for_op(self, domain: str, op_type: str,
                                           target: OrtEpDataLayout) -> bool | None:
-        """``None``: let the runtime decide (it never converts layouts here)."""
+        """Whether a layout-sensitive node the EP claimed is converted to ``target``:
+        ``None`` lets the adapter decide (it converts every layout-sensitive op, as
+        onnxruntime's layout transformer does), ``False`` keeps the node in NCHW."""
         return None
 
     def set_dynamic_options(self, options: Mapping[str, str]) -> None:
@@ -206,8 +237,10 @@ class EpFactory:
     def release_ep(self, ep: Ep) -> None:
         """Free an EP made by :meth:`create_ep`."""
 
-    def create_allocator(self, memory_device: str) -> Any:
-        """An allocator for ``memory_device`` (``None``: the host's, numpy)."""
+    def create_allocator(self, memory_device: str) -> Allocator | None:
+        """An allocator for ``memory_device`` (``None``: the host's, numpy). The adapter asks
+        once per compiled model and hands it to every fused node's ``create_state`` in the
+        :class:`NodeComputeContext`."""
         return None
 
     def create_data_transfer(self) -> DataTransfer | None:

@@ -6,7 +6,10 @@
 - ``compile_model`` (of the whole model, or of the subgraph HETERO gives it) runs
   ``get_capability`` again, cuts each claimed group out as a sub-model, hands them to the EP's
   ``compile`` and runs the returned :class:`~aioinfer.ort.ep.api.NodeComputeInfo` objects in
-  topological order as one stage, between the EP's ``on_run_start`` and ``on_run_end``;
+  topological order as one stage, between the EP's ``on_run_start`` and ``on_run_end``
+  (called after a failed run too); each request's ``create_state`` gets the factory's
+  ``create_allocator`` for the EP's memory device in its context; an EP preferring NHWC
+  gets its layout-sensitive nodes converted (:mod:`.layout`);
 - ``sync_stream`` / ``data_transfer`` are the factory's (``create_sync_stream_for_device`` /
   ``create_data_transfer``), the host's when it has none: HETERO's transfer stages use them.
 
@@ -18,6 +21,7 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from typing import Any
 
+import numpy as np
 import onnx
 
 from ... import properties as P
@@ -27,7 +31,18 @@ from ...model import Model
 from ...plugins.base import CompiledModel, Plugin, Stage, SyncInferRequest
 from ...properties import Property, PropertySet
 from ...runtime.streams import HOST_STREAM, HOST_TRANSFER, DataTransfer, SyncStream
-from .api import Ep, EpDevice, EpFactory, GraphSupportInfo, NodeComputeContext, NodeComputeInfo
+from . import layout
+from .api import (
+    HOST_ALLOCATOR,
+    Allocator,
+    Ep,
+    EpDevice,
+    EpFactory,
+    GraphSupportInfo,
+    NodeComputeContext,
+    NodeComputeInfo,
+)
+from .layout import TO_NCHW, TO_NHWC, LayoutPlan
 
 
 def _specs(name: str, full: str) -> list[Property]:
@@ -53,12 +68,12 @@ class EpPlugin(Plugin):
         self.prefix = f"ep.{factory.get_name().lower()}."
         full = f"{factory.get_name()} ({factory.get_vendor()} plugin EP {factory.get_version()})"
         self.properties = PropertySet(_specs(name, full), name)
+        if self.ep_devices:  # before the stream is made for it
+            self.memory_device = self.ep_devices[0].device.memory_device
         stream = factory.create_sync_stream_for_device(self.memory_device) \
             if factory.is_stream_aware() else None
         self._stream = stream or HOST_STREAM
         self._transfer = factory.create_data_transfer() or HOST_TRANSFER
-        if self.ep_devices:
-            self.memory_device = self.ep_devices[0].device.memory_device
 
     def is_available(self) -> bool:
         return bool(self.ep_devices)
@@ -111,18 +126,29 @@ class EpPlugin(Plugin):
                 f"the model on HETERO:{self.name},NUMPY", node=node.name, op_type=node.op_type,
                 device=self.name)
         groups = _ordered_groups(model, info)
-        graphs, fused = [], []
-        for k, (nodes, ins, outs) in enumerate(groups):
-            graphs.append(model.extract(nodes, ins, outs, name=f"{self.name}_fused_{k}"))
-            fused.append(onnx.helper.make_node(f"{self.name}_fused_{k}", ins, outs,
-                                               name=f"{self.name}_fused_{k}",
-                                               domain=self.factory.get_name()))
-        infos = ep.compile(graphs, fused)
+        graphs, fused, layouts = [], [], []
+        try:
+            for k, (nodes, ins, outs) in enumerate(groups):
+                sub = model.extract(nodes, ins, outs, name=f"{self.name}_fused_{k}")
+                converted = layout.plan(ep, model, nodes, ins, outs, self.name)
+                if converted is not None:
+                    sub = layout.rewrite(sub, *converted)
+                graphs.append(sub)
+                layouts.append(None if converted is None else converted[1])
+                fused.append(onnx.helper.make_node(f"{self.name}_fused_{k}", ins, outs,
+                                                   name=f"{self.name}_fused_{k}",
+                                                   domain=self.factory.get_name()))
+            infos = ep.compile(graphs, fused)
+        except BaseException:
+            self.factory.release_ep(ep)
+            raise
         if len(infos) != len(groups):
             self.factory.release_ep(ep)
             raise InferenceError(f"{self.name}: compile returned {len(infos)} compute infos "
                                  f"for {len(groups)} fused nodes", device=self.name)
-        return EpCompiledModel(self, model, props, ep, list(zip(fused, infos, strict=True)))
+        allocator = self.factory.create_allocator(self.memory_device) or HOST_ALLOCATOR
+        return EpCompiledModel(self, model, props, ep,
+                               list(zip(fused, infos, layouts, strict=True)), allocator)
 
 
 def _ordered_groups(model: Model, info: GraphSupportInfo
@@ -172,10 +198,12 @@ class EpCompiledModel(CompiledModel):
     """Fused groups run in order as one stage on the plugin's executor."""
 
     def __init__(self, plugin: EpPlugin, model: Model, props: PropertySet, ep: Ep,
-                 kernels: list[tuple[onnx.NodeProto, NodeComputeInfo]]) -> None:
+                 kernels: list[tuple[onnx.NodeProto, NodeComputeInfo, LayoutPlan | None]],
+                 allocator: Allocator = HOST_ALLOCATOR) -> None:
         super().__init__(plugin, model, props)
         self.ep = ep
         self.kernels = kernels
+        self.allocator = allocator
         self.streams = P.resolve_streams(props.get(P.PERFORMANCE_HINT),
                                          props.get(P.NUM_STREAMS),
                                          props.get(P.PERFORMANCE_HINT_NUM_REQUESTS))
@@ -207,8 +235,8 @@ class EpInferRequest(SyncInferRequest):
 
     def __init__(self, compiled: EpCompiledModel) -> None:
         super().__init__(compiled)
-        self.states = [info.create_state(NodeComputeContext(node.name))
-                       for node, info in compiled.kernels]
+        self.states = [info.create_state(NodeComputeContext(node.name, compiled.allocator))
+                       for node, info, _ in compiled.kernels]
 
     def stages(self) -> list[Stage]:
         return [Stage("ep", self.compiled.executor, self._infer)]
@@ -218,14 +246,27 @@ class EpInferRequest(SyncInferRequest):
         values = {p.name: v for p, v in zip(compiled.inputs, self.inputs, strict=True)}
         compiled.ep.on_run_start(None)
         try:
-            for (node, info), state in zip(compiled.kernels, self.states, strict=True):
-                outs = info.compute(state, [values[name] for name in node.input])
+            for (node, info, plan), state in zip(compiled.kernels, self.states, strict=True):
+                args = [values[name] for name in node.input]
+                if plan is None:
+                    outs = info.compute(state, args)
+                else:  # NHWC around the fused node (layout.py)
+                    for k in plan.inputs:
+                        args[k] = np.ascontiguousarray(np.transpose(args[k], TO_NHWC))
+                    outs = list(info.compute(state, args))
+                    for k in plan.outputs:
+                        outs[k] = np.ascontiguousarray(np.transpose(outs[k], TO_NCHW))
+                if len(outs) != len(node.output):
+                    raise InferenceError(f"{compiled.plugin.name}: compute of {node.name!r} "
+                                         f"returned {len(outs)} outputs for "
+                                         f"{len(node.output)}", node=node.name,
+                                         device=compiled.plugin.name)
                 values.update(zip(node.output, outs, strict=True))
         finally:
             compiled.ep.on_run_end(None, compiled.plugin.sync_stream())
         self.outputs = [values[p.name] for p in compiled.outputs]
 
     def __del__(self) -> None:
-        for (_, info), state in zip(self.compiled.kernels, getattr(self, "states", []),
-                                    strict=False):
+        for (_, info, _), state in zip(self.compiled.kernels, getattr(self, "states", []),
+                                       strict=False):
             info.release_state(state)

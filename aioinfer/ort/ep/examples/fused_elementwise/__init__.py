@@ -10,24 +10,30 @@ Register it and use it as onnxruntime users use a plugin EP::
     options.add_provider_for_devices(devices, {"min_chain": "2"})
     session = ort.InferenceSession("model.onnx", options)   # HETERO:FUSEDELEMENTWISE,CPU
 
-``get_capability`` claims connected groups (at least ``min_chain`` nodes, default 2) of
-elementwise ops (:data:`UNARY`, :data:`BINARY`, ``Clip``, ``LeakyRelu``) whose tensors are all
-float32 of one static shape, constants being float32 scalars. ``compile`` writes each group as
-one loop over the elements and compiles it with numba (``nogil``: runs release the GIL), so a
-chain reads its inputs once and writes its outputs once instead of one pass and one temporary
-per op. Without numba the group runs as NumPy ufuncs writing into reused buffers.
+``get_capability`` claims connected groups (at least ``min_chain`` nodes, default 2) of the
+elementwise ops of :data:`codegen.SUPPORTED` whose values are float32 of one static shape;
+their other operands (inputs, constants) broadcast to that shape, scalar constants become
+literals. A group never leaves itself and comes back (no path from one of its nodes through
+other nodes into another of its nodes), so it can run as one function. ``compile`` writes each
+group as one loop nest over its output (:mod:`.codegen`) and compiles it with numba, so a
+chain reads its inputs once and writes its outputs once instead of one pass and one
+temporary per op. Without numba (or with the option ``compiler=numpy``) the group runs as
+NumPy ufuncs op by op.
+
+EP options: ``min_chain`` (integer >= 1), ``compiler`` (``numba`` or ``numpy``).
 """
 
 from __future__ import annotations
 
-import threading
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import numpy as np
 import onnx
 from onnx import numpy_helper
 
+from aioinfer.errors import InputShapeError, InvalidPropertyValueError
+from aioinfer.graph.ir import node_reads
 from aioinfer.model import Model
 from aioinfer.ort.ep.api import (
     Ep,
@@ -43,20 +49,8 @@ from aioinfer.ort.ep.api import (
 )
 from aioinfer.runtime.streams import HOST_MEMORY, HostStream, SyncStream
 
-UNARY = {"Relu": "max({0}, ZERO)", "Sigmoid": "ONE / (ONE + np.exp(-{0}))",
-         "Tanh": "np.tanh({0})", "Exp": "np.exp({0})", "Log": "np.log({0})",
-         "Sqrt": "np.sqrt({0})", "Abs": "abs({0})", "Neg": "-{0}", "Reciprocal": "ONE / {0}"}
-BINARY = {"Add": "{0} + {1}", "Sub": "{0} - {1}", "Mul": "{0} * {1}", "Div": "{0} / {1}",
-          "Max": "max({0}, {1})", "Min": "min({0}, {1})"}
-_NUMPY_UNARY: dict[str, Callable[..., Any]] = {
-    "Sigmoid": lambda x, out: np.divide(1, np.add(1, np.exp(np.negative(x, out=out), out=out),
-                                                  out=out), out=out),
-    "Relu": lambda x, out: np.maximum(x, np.float32(0), out=out), "Tanh": np.tanh,
-    "Exp": np.exp, "Log": np.log, "Sqrt": np.sqrt, "Abs": np.abs, "Neg": np.negative,
-    "Reciprocal": lambda x, out: np.divide(np.float32(1), x, out=out)}
-_NUMPY_BINARY: dict[str, Callable[..., Any]] = {
-    "Add": np.add, "Sub": np.subtract, "Mul": np.multiply, "Div": np.divide,
-    "Max": np.maximum, "Min": np.minimum}
+from . import codegen
+from .codegen import SUPPORTED, Group
 
 numba: Any
 try:
@@ -64,124 +58,67 @@ try:
 except ImportError:  # pragma: no cover - numba is a test dependency
     numba = None
 
-_KERNELS: dict[str, Callable[..., None]] = {}
-_KERNELS_LOCK = threading.Lock()
 
-
-def _f32(value: float) -> str:
-    return f"np.float32({float(value)!r})"
-
-
-class _Group:
-    """One fused group: its nodes in order, inputs, outputs and scalar constants."""
-
-    def __init__(self, model: Model) -> None:
-        graph = model.proto.graph
-        self.inputs = [i.name for i in graph.input
-                       if i.name not in {t.name for t in graph.initializer}]
-        self.outputs = [o.name for o in graph.output]
-        self.constants = {t.name: float(numpy_helper.to_array(t).reshape(-1)[0])
-                          for t in graph.initializer}
-        self.nodes = list(graph.node)
-
-    def source(self) -> str:
-        """The numba kernel: one loop, one local per value."""
-        local = {name: f"v{k}" for k, name in enumerate([*self.inputs, *(
-            o for n in self.nodes for o in n.output)])}
-        for name, value in self.constants.items():
-            local[name] = _f32(value)
-        args = [f"x{k}" for k in range(len(self.inputs))] + [
-            f"y{k}" for k in range(len(self.outputs))]
-        lines = [f"def kernel({', '.join(args)}):", "    for i in numba.prange(x0.size):"]
-        lines += [f"        {local[n]} = x{k}[i]" for k, n in enumerate(self.inputs)]
-        for node in self.nodes:
-            lines.append(f"        {local[node.output[0]]} = np.float32({_expr(node, local)})")
-        lines += [f"        y{k}[i] = {local[n]}" for k, n in enumerate(self.outputs)]
-        return "\n".join(lines) + "\n"
-
-    def run_numpy(self, values: dict[str, Any], shape: tuple[int, ...]) -> None:
-        """The fallback without numba: ufuncs writing into one buffer per value."""
-        for node in self.nodes:
-            out = np.empty(shape, np.float32)
-            args = [values.get(i, np.float32(self.constants.get(i, 0.0))) for i in node.input
-                    if i]
-            op = node.op_type
-            if op in _NUMPY_BINARY:
-                _NUMPY_BINARY[op](args[0], args[1], out=out)
-            elif op == "Clip":
-                np.clip(args[0], *[np.float32(a) for a in args[1:3]], out=out)
-            elif op == "LeakyRelu":
-                alpha = np.float32(_attr(node, "alpha", 0.01))
-                np.multiply(args[0], alpha, out=out)
-                np.copyto(out, args[0], where=args[0] >= 0)
-            else:
-                _NUMPY_UNARY[op](args[0], out=out)
-            values[node.output[0]] = out
-
-
-def _attr(node: onnx.NodeProto, name: str, default: float) -> float:
-    for attr in node.attribute:
-        if attr.name == name:
-            return float(onnx.helper.get_attribute_value(attr))
-    return default
-
-
-def _expr(node: onnx.NodeProto, local: Mapping[str, str]) -> str:
-    ins = [local[i] for i in node.input if i]
-    op = node.op_type
-    if op in BINARY:
-        return BINARY[op].format(*ins)
-    if op in UNARY:
-        return UNARY[op].format(ins[0])
-    if op == "LeakyRelu":
-        alpha = _f32(_attr(node, "alpha", 0.01))
-        return f"{ins[0]} if {ins[0]} >= ZERO else {ins[0]} * {alpha}"
-    if op == "Clip":
-        value = ins[0]
-        if len(ins) > 1 and node.input[1]:
-            value = f"max({value}, {local[node.input[1]]})"
-        if len(ins) > 2 and node.input[2]:
-            value = f"min({value}, {local[node.input[2]]})"
-        return value
-    raise ValueError(f"no expression for {op}")
-
-
-def _numba_kernel(source: str) -> Callable[..., None]:
-    with _KERNELS_LOCK:
-        kernel = _KERNELS.get(source)
-    if kernel is None:
-        scope: dict[str, Any] = {"np": np, "numba": numba, "ZERO": np.float32(0),
-                                 "ONE": np.float32(1)}
-        exec(compile(source, "<fused_elementwise>", "exec"), scope)  # our own generated code
-        kernel = numba.njit(nogil=True, cache=False, parallel=True)(scope["kernel"])
-        with _KERNELS_LOCK:
-            kernel = _KERNELS.setdefault(source, kernel)
-    return kernel
+def group_of(model: Model) -> Group:
+    """The :class:`~.codegen.Group` of a fused node's sub-model (its initializers are the
+    EP's own: ``drop_constant_initializers``)."""
+    graph = model.proto.graph
+    inits = {t.name: numpy_helper.to_array(t) for t in graph.initializer}
+    scalars = {n: float(a.reshape(-1)[0]) for n, a in inits.items() if a.size == 1}
+    read = {i for n in graph.node for i in n.input}
+    arrays = [(n, np.ascontiguousarray(a, dtype=np.float32)) for n, a in inits.items()
+              if a.size != 1 and n in read]
+    inputs = [(i.name, _shape(model, i.name) or ()) for i in graph.input if i.name not in inits]
+    outputs = [o.name for o in graph.output]
+    shape = _shape(model, outputs[0])
+    if shape is None:
+        raise ValueError(f"fused_elementwise: the shape of {outputs[0]!r} is not static")
+    return Group(inputs, arrays, scalars, list(graph.node), outputs, shape)
 
 
 class FusedCompute:
     """The :class:`~aioinfer.ort.ep.api.NodeComputeInfo` of one group."""
 
-    def __init__(self, group: _Group, use_numba: bool) -> None:
+    def __init__(self, group: Group, use_numba: bool, name: str = "") -> None:
         self.group = group
-        self.kernel = _numba_kernel(group.source()) if use_numba else None
+        self.name = name
+        self.kernel = codegen.kernel(codegen.source(group)) if use_numba else None
+        self.sizes = [int(np.prod(s)) for _, s in group.inputs]
+        self.constants = [_read_only(a.reshape(-1)) for _, a in group.arrays]
 
     def create_state(self, context: NodeComputeContext) -> dict[str, Any]:
-        return {"name": context.node_name}
+        return {"name": context.node_name, "allocator": context.allocator}
 
     def compute(self, state: Any, inputs: Sequence[Any]) -> list[Any]:
-        arrays = [np.ascontiguousarray(x, dtype=np.float32) for x in inputs]
-        shape = arrays[0].shape
+        flat = []
+        for (name, shape), size, x in zip(self.group.inputs, self.sizes, inputs, strict=True):
+            a = np.ascontiguousarray(x, dtype=np.float32)
+            if a.size != size:  # the kernel indexes with the compiled strides, unchecked
+                raise InputShapeError(f"{self.name or 'fused group'}: input {name!r} has shape "
+                                      f"{list(a.shape)}, compiled for {list(shape)}",
+                                      input_name=name)
+            flat.append(a)
         if self.kernel is None:
-            values = dict(zip(self.group.inputs, arrays, strict=True))
-            self.group.run_numpy(values, shape)
-            return [values[o] for o in self.group.outputs]
-        outs = [np.empty(shape, np.float32) for _ in self.group.outputs]
-        self.kernel(*[a.reshape(-1) for a in arrays], *[o.reshape(-1) for o in outs])
+            values = {name: a for (name, _), a in zip(self.group.inputs, flat, strict=True)}
+            values.update(self.group.arrays)
+            return codegen.run_numpy(self.group, values)
+        allocate = state["allocator"].allocate  # the factory's (create_allocator) or the host's
+        outs = [allocate(self.group.shape, np.float32) for _ in self.group.outputs]
+        self.kernel(*[_read_only(a.reshape(-1)) for a in flat], *self.constants,
+                    *[o.reshape(-1) for o in outs])
         return outs
 
     def release_state(self, state: Any) -> None:
         state.clear()
+
+
+def _read_only(a: np.ndarray) -> np.ndarray:
+    """A read-only view (the kernels are compiled for read-only operands)."""
+    if not a.flags.writeable:
+        return a
+    view = a.view()
+    view.flags.writeable = False
+    return view
 
 
 class FusedElementwiseEp(Ep):
@@ -195,58 +132,87 @@ class FusedElementwiseEp(Ep):
 
     def get_capability(self, graph: onnx.GraphProto, info: GraphSupportInfo,
                        model: Model) -> None:
-        scalars = {t.name for t in graph.initializer
-                   if t.data_type == onnx.TensorProto.FLOAT and int(np.prod(t.dims)) == 1}
-        ok = [n for n in graph.node if _supported(n, model, scalars)]
-        claimed = {n.name for n in ok}
-        parent = {n.name: n.name for n in ok}
-
-        def root(name: str) -> str:
-            while parent[name] != name:
-                parent[name] = parent[parent[name]]
-                name = parent[name]
-            return name
-
-        producer = {o: n.name for n in ok for o in n.output}
-        for node in ok:
-            for name in node.input:
-                if name in producer and producer[name] in claimed:
-                    parent[root(node.name)] = root(producer[name])
-        groups: dict[str, list[str]] = {}
-        for node in ok:
-            groups.setdefault(root(node.name), []).append(node.name)
-        for nodes in groups.values():
+        for nodes in claim_groups(graph, model):
             if len(nodes) >= self.min_chain:
                 info.add_nodes_to_fuse(nodes, NodeFusionOptions(drop_constant_initializers=True))
 
     def compile(self, graphs: Sequence[Model], fused_nodes: Sequence[onnx.NodeProto]
                 ) -> list[NodeComputeInfo]:
-        return [FusedCompute(_Group(g), self.use_numba) for g in graphs]
+        return [FusedCompute(group_of(g), self.use_numba, n.name)
+                for g, n in zip(graphs, fused_nodes, strict=True)]
 
     def on_run_start(self, run_options: Any) -> None:
         self.runs += 1
 
 
-def _supported(node: onnx.NodeProto, model: Model, scalars: set[str]) -> bool:
-    if node.domain not in ("", "ai.onnx") or len(node.output) != 1:
-        return False
-    if node.op_type not in UNARY and node.op_type not in BINARY and node.op_type not in (
-            "Clip", "LeakyRelu"):
-        return False
-    shape = _float_shape(model, node.output[0])
+def claim_groups(graph: onnx.GraphProto, model: Model) -> list[list[str]]:
+    """Groups of supported nodes, in graph order: a node joins the group of a producer of
+    one of its inputs when both make the same shape and no other input of the node depends
+    on that group (a path out of the group and back in would make it a cycle)."""
+    consts = {t.name: t for t in graph.initializer}
+    producer: dict[str, str] = {}
+    where: dict[str, int] = {}  # node -> group
+    shape_of: list[tuple[int, ...]] = []
+    groups: list[list[str]] = []
+    before: dict[str, frozenset[int]] = {}  # value -> the groups among its ancestors
+    for node in graph.node:
+        reads = [v for v in node_reads(node) if v]
+        seen = frozenset().union(*(before.get(v, frozenset()) for v in reads))
+        shape = _supported(node, model, consts)
+        joined = None
+        if shape is not None:
+            for v in node.input:
+                g = where.get(producer.get(v, ""))
+                if g is None or shape_of[g] != shape or joined is not None:
+                    continue
+                if all(where.get(producer.get(u, "")) == g or g not in before.get(u, ())
+                       for u in reads):
+                    joined = g
+            if joined is None:
+                joined = len(groups)
+                groups.append([])
+                shape_of.append(shape)
+            groups[joined].append(node.name)
+            where[node.name] = joined
+            seen = seen | {joined}
+        for out in node.output:
+            if out:
+                producer[out] = node.name
+                before[out] = seen
+    return groups
+
+
+def _supported(node: onnx.NodeProto, model: Model, consts: Mapping[str, onnx.TensorProto]
+               ) -> tuple[int, ...] | None:
+    """The static float32 shape ``node`` makes if the EP can fuse it, else ``None``."""
+    if node.domain not in ("", "ai.onnx") or node.op_type not in SUPPORTED \
+            or len(node.output) != 1:
+        return None
+    shape = _shape(model, node.output[0])
     if shape is None:
-        return False
+        return None
     for k, name in enumerate(node.input):
-        if not name or name in scalars:
+        if not name:
             continue
         if node.op_type == "Clip" and k > 0:
-            return False  # bounds must be constants
-        if _float_shape(model, name) != shape:
-            return False
-    return True
+            tensor = consts.get(name)  # bounds: scalar float32 constants
+            if tensor is None or tensor.data_type != onnx.TensorProto.FLOAT \
+                    or int(np.prod(tensor.dims)) != 1:
+                return None
+            continue
+        other = _shape(model, name)
+        if other is None or not _broadcasts(other, shape):
+            return None
+    return shape
 
 
-def _float_shape(model: Model, name: str) -> tuple[int, ...] | None:
+def _broadcasts(shape: tuple[int, ...], target: tuple[int, ...]) -> bool:
+    if len(shape) > len(target):
+        return False
+    return all(s in (1, t) for s, t in zip(shape[::-1], target[::-1], strict=False))
+
+
+def _shape(model: Model, name: str) -> tuple[int, ...] | None:
     kind = model.value_type(name)
     if kind is None or not kind.HasField("tensor_type"):
         return None
@@ -258,7 +224,8 @@ def _float_shape(model: Model, name: str) -> tuple[int, ...] | None:
 
 
 class HostTransfer:
-    """The EP's data transfer: host memory to host memory, made C-contiguous for the loop."""
+    """The EP's data transfer: host memory to host memory, handed over as it is (a copy only
+    where an array is not C-contiguous, which the loops need)."""
 
     def can_copy(self, src_device: str, dst_device: str) -> bool:
         return src_device == dst_device == HOST_MEMORY
@@ -280,7 +247,7 @@ class FusedElementwiseFactory(EpFactory):
         return "aioinfer"
 
     def get_version(self) -> str:
-        return "0.1.0"
+        return "0.2.0"
 
     def get_supported_devices(self, devices: Sequence[HardwareDevice]) -> list[EpDevice]:
         return [self.api.create_ep_device(self, d, {"version": self.get_version(),
@@ -292,13 +259,16 @@ class FusedElementwiseFactory(EpFactory):
                   ) -> FusedElementwiseEp:
         text = session_options.get("min_chain", "2")
         if not text.isdigit() or int(text) < 1:
-            from aioinfer.errors import InvalidPropertyValueError
-
             raise InvalidPropertyValueError(
                 f"{self.get_name()}: option min_chain must be an integer >= 1, got {text!r}",
                 key="min_chain", device=self.get_name())
-        use_numba = numba is not None and session_options.get("compiler", "numba") == "numba"
-        ep = FusedElementwiseEp(self.get_name(), int(text), use_numba)
+        compiler = session_options.get("compiler", "numba")
+        if compiler not in ("numba", "numpy"):
+            raise InvalidPropertyValueError(
+                f"{self.get_name()}: option compiler must be numba or numpy, got {compiler!r}",
+                key="compiler", device=self.get_name())
+        ep = FusedElementwiseEp(self.get_name(), int(text), numba is not None
+                                and compiler == "numba")
         self.live.append(ep)
         return ep
 
