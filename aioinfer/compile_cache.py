@@ -13,10 +13,11 @@ entry; bytes, a ModelProto or a read :class:`~aioinfer.Model` by their content),
 string, the compile config, every read-write property of the device's plugin (for the ``CPU``
 proxy, of its primary too), the Core's custom operations, the aioinfer version and code.
 
-A device that exports (``export_model`` / ``import_model``: NUMPY, TEMPLATE, OPENVINO and
-``CPU`` over them) is cached here, and a model given as a path is not even read on a hit. A
-device that cannot export but has a ``CACHE_DIR`` property of its own gets the folder and
-caches natively; any other (HETERO, MULTI, AUTO, BATCH, ORT) compiles as without a cache
+A device that exports (``export_model`` / ``import_model``: NUMPY, TEMPLATE, OPENVINO,
+``CPU`` over them, and HETERO, whose key also covers its listed devices' properties) is cached
+here, and a model given as a path is not even read on a hit. A device that cannot export but
+has a ``CACHE_DIR`` property of its own gets the folder and caches natively; any other
+(MULTI, AUTO, BATCH, ORT) compiles as without a cache
 (``LOADED_FROM_CACHE`` False). The compiles a virtual device makes on its targets (through
 ``get_core()``) are not cached on their own: the cache is of the compile the caller asked for.
 """
@@ -111,10 +112,14 @@ def device_state(core: Core, device: str) -> dict[str, Any]:
     plugin, merged = core._target(device, None)
     plugins = {plugin.name: plugin}
     chain = getattr(plugin, "chain", None)
-    if chain is not None:
-        for name in chain(merged.get(P.DEVICE_ID)):
-            target, _ = core._target(name, None)
-            plugins.setdefault(target.name, target)
+    names: list[str] = list(chain(merged.get(P.DEVICE_ID))) if chain is not None else []
+    key = plugin.targets_property
+    targets = (merged.get(key) or plugin.get_property(key)) if key else None
+    if targets:  # a virtual device (HETERO:A,B): its devices' settings shape its parts
+        names += str(targets).split(",")
+    for name in names:
+        target, _ = core._target(name, None)
+        plugins.setdefault(target.name, target)
     state: dict[str, Any] = {}
     for name, each in plugins.items():
         supported = each.get_property(P.SUPPORTED_PROPERTIES)

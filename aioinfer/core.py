@@ -313,6 +313,15 @@ class CoreView:
                       config: Mapping[str, Any] | None = None) -> CompiledModel:
         return compile_cache.compile_model(self._get(), model, device, config, outer=False)
 
+    def read_model(self, model: Any) -> Model:
+        """``Core.read_model`` (a virtual device's import reads the model it stored)."""
+        return self._get().read_model(model)
+
+    def import_model(self, blob: bytes, device: str,
+                     config: Mapping[str, Any] | None = None) -> CompiledModel:
+        """``Core.import_model`` (a virtual device's import imports its parts)."""
+        return self._get().import_model(blob, device, config)
+
     def plugin(self, device: str) -> Plugin:
         """The plugin serving ``device`` (for its streams and data transfers)."""
         return self._get()._plugin(device)

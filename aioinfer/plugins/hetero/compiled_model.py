@@ -31,6 +31,7 @@ class HeteroCompiledModel(CompiledModel):
     def __init__(self, plugin: HeteroPlugin, model: Model, props: PropertySet,
                  partition: Partition, compiled: list[CompiledModel]) -> None:
         super().__init__(plugin, model, props)
+        self.config = props  # as compiled: what export_model stores
         self.partition = partition
         self.compiled = compiled
         devices = list(dict.fromkeys(sub.device for sub in partition.subgraphs))
@@ -67,6 +68,13 @@ class HeteroCompiledModel(CompiledModel):
             for compiled in self.compiled:
                 if P.PERF_COUNT in compiled.get_property(P.SUPPORTED_PROPERTIES):
                     compiled.set_property({P.PERF_COUNT: properties[P.PERF_COUNT]})
+
+    def export_model(self) -> bytes:
+        """The cut and each subgraph's own export (:mod:`.export`); ``core.import_model``
+        on ``HETERO`` skips the devices' queries and the subgraphs' compiles."""
+        from .export import export_model
+
+        return export_model(self)
 
     def submodels(self) -> list[CompiledModel]:
         return list(self.compiled)

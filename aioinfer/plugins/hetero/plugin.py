@@ -182,3 +182,10 @@ class HeteroPlugin(Plugin):
                 done.release()
             raise
         return HeteroCompiledModel(self, model, props, cut, compiled)
+
+    def import_model(self, blob: bytes, config: Mapping[str, Any]) -> HeteroCompiledModel:
+        """A HETERO model from its ``export_model`` bytes (:mod:`.export`); ``config`` may
+        only change ``PERF_COUNT``: the devices and affinities are the exported ones."""
+        from .export import import_model
+
+        return import_model(self, blob, config)
