@@ -168,7 +168,7 @@ def test_a_bad_cache_dir_is_a_typed_error_naming_the_property(value: object,
     assert core.compile_model(cnn_path, "NUMPY").get_property(LOADED) is False  # nothing set
 
 
-@pytest.mark.parametrize("device", ["MULTI:NUMPY,TEMPLATE", "ORT"])  # HETERO exports
+@pytest.mark.parametrize("device", ["AUTO:NUMPY,TEMPLATE", "ORT"])  # HETERO, MULTI export
 def test_devices_that_cannot_export_compile_normally(device: str, cnn_path: pathlib.Path,
                                                      tmp_path: pathlib.Path) -> None:
     feeds = feeds_for(small("cnn"))

@@ -15,9 +15,10 @@ from collections.abc import Mapping
 from typing import Any
 
 from ... import properties as P
-from ...errors import UnsupportedOperationError
+from ...errors import NotSupportedError, UnsupportedOperationError
 from ...model import Model
 from ...properties import Property, PropertySet
+from ..base import Plugin
 from ..multi.compiled_model import MultiCompiledModel
 from ..multi.dispatch import DEVICE_PRIORITY, EARLIEST_FINISH, Dispatcher, Lane, Lanes
 from ..multi.plugin import MultiPlugin, device_config, multi_specs, targets, workers_of
@@ -45,6 +46,9 @@ class AutoPlugin(MultiPlugin):
                      "runs get a busy device first", validate=P.model_priority,
                      default=P.ModelPriority.DEFAULT),
         ]
+
+    # AUTO's compiled models do not export (AutoCompiledModel.export_model): not MULTI's import
+    import_model = Plugin.import_model
 
     def _listed(self, props: PropertySet) -> list[str]:
         return [t.base for t in targets(self, props)] if props.get(P.DEVICE_PRIORITIES) else []
@@ -98,6 +102,13 @@ class AutoCompiledModel(MultiCompiledModel):
                  dispatcher: Dispatcher, startup: Startup) -> None:
         super().__init__(plugin, model, props, lanes, dispatcher)
         self.startup = startup
+
+    def export_model(self) -> bytes:
+        """Not supported: which devices serve changes while AUTO starts up, and an import
+        would choose again (compile on the chosen device and export that instead)."""
+        raise NotSupportedError(f"{self.plugin.name}: export_model is not supported (the "
+                                "devices that serve change at start-up: export the chosen "
+                                "device's own compiled model)", device=self.plugin.name)
 
     def release(self, timeout: float | None = 5.0) -> None:
         self.startup.close()

@@ -27,6 +27,7 @@ class MultiCompiledModel(CompiledModel):
     def __init__(self, plugin: Plugin, model: Model, props: PropertySet, lanes: Lanes,
                  dispatcher: Dispatcher, extra: list[Property] | None = None) -> None:
         super().__init__(plugin, model, props)
+        self.config = props  # as compiled: what export_model stores
         self.lanes = lanes
         self.executor = DispatchExecutor(f"{plugin.name} dispatch", dispatcher)
         fixed = {k: v for k, v in props.as_dict().items() if k != P.PERF_COUNT}
@@ -75,6 +76,12 @@ class MultiCompiledModel(CompiledModel):
             for compiled in self.submodels():
                 if P.PERF_COUNT in compiled.get_property(P.SUPPORTED_PROPERTIES):
                     compiled.set_property({P.PERF_COUNT: properties[P.PERF_COUNT]})
+
+    def export_model(self) -> bytes:
+        """Each device's own export of the model (:mod:`.export`)."""
+        from .export import export_model
+
+        return export_model(self)
 
     def create_sync_request(self) -> MultiInferRequest:
         return MultiInferRequest(self)

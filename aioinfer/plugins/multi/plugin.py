@@ -135,3 +135,9 @@ class MultiPlugin(Plugin):
                                       f"{model.name!r}: {'; '.join(failures)}", device=self.name)
         return MultiCompiledModel(self, model, props, Lanes(lanes),
                                   self._dispatchers[props.get(P.SCHEDULE_POLICY)])
+
+    def import_model(self, blob: bytes, config: Mapping[str, Any]) -> MultiCompiledModel:
+        """A MULTI model from its ``export_model`` bytes (:mod:`.export`)."""
+        from .export import import_model
+
+        return import_model(self, blob, config)
