@@ -14,10 +14,10 @@ string, the compile config, every read-write property of the device's plugin (fo
 proxy, of its primary too), the Core's custom operations, the aioinfer version and code.
 
 A device that exports (``export_model`` / ``import_model``: NUMPY, TEMPLATE, OPENVINO,
-``CPU`` over them, and HETERO and MULTI, whose keys also cover their listed devices'
-properties) is cached here, and a model given as a path is not even read on a hit. A device
-that cannot export but has a ``CACHE_DIR`` property of its own gets the folder and caches
-natively; any other (AUTO, BATCH, ORT) compiles as without a cache
+``CPU`` over them, and HETERO, MULTI and BATCH, whose keys also cover their listed
+devices' properties) is cached here, and a model given as a path is not even read on a hit.
+A device that cannot export but has a ``CACHE_DIR`` property of its own gets the folder and
+caches natively; any other (AUTO, ORT) compiles as without a cache
 (``LOADED_FROM_CACHE`` False). The compiles a virtual device makes on its targets (through
 ``get_core()``) are not cached on their own: the cache is of the compile the caller asked for.
 """

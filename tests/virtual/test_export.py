@@ -59,3 +59,28 @@ def test_auto_does_not_export() -> None:
     with pytest.raises(NotSupportedError):
         core.import_model(b"anything", "AUTO")
     compiled.release()
+
+
+@pytest.mark.parametrize("name", ["bert", "cnn"])  # batched; unbatched (output lacks the axis)
+def test_batch_imports_both_plans_and_gives_the_same_bytes(name: str) -> None:
+    core = aioinfer.Core()
+    proto = models.get(name)
+    feeds = models.example_inputs(proto)
+    compiled = core.compile_model(proto, "BATCH:NUMPY(4)", {"AUTO_BATCH_TIMEOUT": 50})
+    blob = compiled.export_model()
+    imported = core.import_model(blob, "BATCH")
+    for key in ("BATCH_SIZE", "BATCH_UNBATCHED_REASON", "AUTO_BATCH_TIMEOUT",
+                "OPTIMAL_NUMBER_OF_INFER_REQUESTS"):
+        assert imported.get_property(key) == compiled.get_property(key), key
+    assert (imported.get_property("BATCH_SIZE") > 1) is (name == "bert")
+    assert imported.export_model() == blob
+
+    async def serve(model: aioinfer.CompiledModel) -> list[list[bytes]]:
+        results = await asyncio.gather(*(model.infer_async(feeds) for _ in range(8)))
+        return [[np.asarray(v).tobytes() for v in r.to_list()] for r in results]
+
+    assert asyncio.run(serve(imported)) == asyncio.run(serve(compiled))
+    damaged = bytearray(blob)
+    damaged[len(damaged) // 2] ^= 0x01
+    with pytest.raises(InvalidModelError, match="BATCH: import_model: the blob is refused"):
+        core.import_model(bytes(damaged), "BATCH")

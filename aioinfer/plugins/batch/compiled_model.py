@@ -24,6 +24,8 @@ class BatchCompiledModel(CompiledModel):
                  batched: CompiledModel | None, single: CompiledModel, batch: int,
                  reason: str) -> None:
         super().__init__(plugin, model, props)
+        self.config = props  # as compiled: what export_model stores
+        self.batch = batch
         self.batched = batched
         self.single = single
         self.target = device
@@ -53,6 +55,12 @@ class BatchCompiledModel(CompiledModel):
     @property
     def device(self) -> str:
         return f"{self.plugin.name}:{self.get_property(P.DEVICE_PRIORITIES)}"
+
+    def export_model(self) -> bytes:
+        """The batch-1 and batch-N models' own exports (:mod:`.export`)."""
+        from .export import export_model
+
+        return export_model(self)
 
     def submodels(self) -> list[CompiledModel]:
         return [m for m in (self.batched, self.single) if m is not None]

@@ -195,6 +195,12 @@ class BatchPlugin(Plugin):
                 batched = None
         return BatchCompiledModel(self, model, props, device, batched, single, batch, reason)
 
+    def import_model(self, blob: bytes, config: Mapping[str, Any]) -> BatchCompiledModel:
+        """A BATCH model from its ``export_model`` bytes (:mod:`.export`)."""
+        from .export import import_model
+
+        return import_model(self, blob, config)
+
     def _optimal_batch(self, device: str) -> int:
         core = self.get_core()
         if P.OPTIMAL_BATCH_SIZE in core.get_property(device, P.SUPPORTED_PROPERTIES):
