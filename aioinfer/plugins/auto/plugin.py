@@ -47,8 +47,9 @@ class AutoPlugin(MultiPlugin):
                      default=P.ModelPriority.DEFAULT),
         ]
 
-    # AUTO's compiled models do not export (AutoCompiledModel.export_model): not MULTI's import
-    import_model = Plugin.import_model
+    # AUTO's compiled models do not export (AutoCompiledModel.export_model), so not MULTI's
+    # import either: the base's refusal, which also tells CACHE_DIR that AUTO does not export
+    import_model = Plugin.import_model  # type: ignore[assignment]
 
     def _listed(self, props: PropertySet) -> list[str]:
         return [t.base for t in targets(self, props)] if props.get(P.DEVICE_PRIORITIES) else []
