@@ -230,10 +230,19 @@ def test_openvino_export_import_round_trip_and_refusals() -> None:
 def test_cache_dir_on_a_device_that_cannot_export(cnn_path: pathlib.Path,
                                                   tmp_path: pathlib.Path) -> None:
     session = _session(cnn_path, aioinfer.Core(), tmp_path / "c",
-                       device="HETERO:NUMPY,TEMPLATE")
+                       device="AUTO:NUMPY,TEMPLATE")  # HETERO, MULTI and BATCH export
     assert any("cannot export" in note for note in session._built.notes)
     assert session.run(None, feeds_for(small("cnn")))[0].shape == (2, 1000)
     assert not (tmp_path / "c").exists() or not list((tmp_path / "c").iterdir())
+
+
+def test_cache_dir_keeps_a_hetero_session(cnn_path: pathlib.Path,
+                                          tmp_path: pathlib.Path) -> None:
+    feeds = feeds_for(small("cnn"))
+    cold = _session(cnn_path, aioinfer.Core(), tmp_path, device="HETERO:NUMPY,TEMPLATE")
+    warm = _session(cnn_path, aioinfer.Core(), tmp_path, device="HETERO:NUMPY,TEMPLATE")
+    assert not cold.loaded_from_cache and warm.loaded_from_cache
+    assert cold.run(None, feeds)[0].tobytes() == warm.run(None, feeds)[0].tobytes()
 
 
 @pytest.mark.parametrize("device", ["NUMPY", "TEMPLATE"])
@@ -295,7 +304,7 @@ def test_ep_context_errors(cnn_path: pathlib.Path) -> None:
                              providers=[(OV, {"device_type": "TEMPLATE"})], core=aioinfer.Core())
     with pytest.raises(errors.NotSupportedError, match="cannot export"):
         ort.InferenceSession(str(cnn_path), options, providers=[
-            (OV, {"device_type": "HETERO:NUMPY,TEMPLATE"})], core=aioinfer.Core())
+            (OV, {"device_type": "AUTO:NUMPY,TEMPLATE"})], core=aioinfer.Core())
     options.add_session_config_entry("ep.context_embed_mode", "2")
     with pytest.raises(errors.InvalidModelError, match="ep.context_embed_mode"):
         ort.InferenceSession(str(cnn_path), options, providers=[
