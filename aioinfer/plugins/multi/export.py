@@ -48,18 +48,18 @@ def import_model(plugin: MultiPlugin, blob: Any, config: Mapping[str, Any]
     core = plugin.get_core()
     model = core.read_model(section(manifest["model"]))
     hint = props.get(P.PERFORMANCE_HINT)
+    try:
+        entries = [(str(e["device"]), max(1, int(e["workers"])), e["blob"])
+                   for e in manifest["lanes"]]
+    except (KeyError, TypeError, ValueError) as exc:
+        raise container.refused(plugin.name, f"a device entry is malformed ({exc})") from exc
     lanes: list[Lane] = []
     try:
-        for entry in manifest["lanes"]:
-            device, workers = str(entry["device"]), int(entry["workers"])
+        for device, workers, where in entries:
             part_config = device_config(plugin, props, device, hint)
-            part = (core.compile_model(model, device, part_config) if entry["blob"] is None
-                    else core.import_model(section(entry["blob"]), device, part_config))
-            lanes.append(Lane(device, part, max(1, workers)))
-    except (KeyError, TypeError, ValueError) as exc:
-        for lane in lanes:
-            lane.compiled.release()
-        raise container.refused(plugin.name, f"a device entry is malformed ({exc})") from exc
+            part = (core.compile_model(model, device, part_config) if where is None
+                    else core.import_model(section(where), device, part_config))
+            lanes.append(Lane(device, part, workers))
     except BaseException:
         for lane in lanes:
             lane.compiled.release()

@@ -135,9 +135,8 @@ class OvCall:
 
     def _cancel_started(self, timeout: float) -> bool:
         """At exit: a cancelled (or failed) start calls back no one, so it is over once
-        ``wait_for`` raises; one that ended well still has its callback to run, which may come
-        after ``wait_for`` returned (measured: 3 exits in 40 aborted when this counted it over),
-        so the callback leaves the guard."""
+        ``wait_for`` raises; one that ended well has its callback to run (OpenVINO does not
+        promise it has run when ``wait_for`` returns), so the callback leaves the guard."""
         engine = self.request.engine
         engine.cancel()
         try:
